@@ -1,0 +1,53 @@
+# fleetlog's front door: `make demo` and `make test` set up everything on a fresh machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+
+.PHONY: install system-deps kafka-jars demo test test-unit lint bench up down status clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Java runs the broker, Maven fetches its JARs; install them from Debian's packages if missing.
+system-deps:
+	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless maven; \
+	  else echo "fleetlog needs Java 17+ and Maven: install openjdk-17-jre-headless and maven" >&2; exit 3; fi; }
+
+kafka-jars: system-deps
+	deploy/kafka/kafka.sh fetch
+
+demo: install kafka-jars
+	$(BIN)/fleetlog demo
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install kafka-jars lint
+	$(BIN)/python -m pytest
+
+test-unit: install
+	$(BIN)/python -m pytest tests/unit
+
+bench: install kafka-jars
+	$(BIN)/python -m bench
+
+up: install kafka-jars
+	$(BIN)/fleetlog up
+
+down:
+	$(BIN)/fleetlog down
+
+status:
+	$(BIN)/fleetlog status
+
+clean: down
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,163 @@
+"""The ``fleetlog`` command line.
+
+Every command reads ``FLEETLOG_*`` settings; flags given on the command line
+override them (defaults < environment < flags, as in ``Settings.from_env``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fleetlog.config import Settings, mask_url
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="fleetlog: record what ML training runs log, query it in real time.", no_args_is_help=True)
+kafka_app = typer.Typer(help="The local Kafka broker (KRaft, from Maven Central's JARs).", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+console = Console()
+
+KafkaOpt = Annotated[Optional[str], typer.Option("--kafka", help="bootstrap servers [FLEETLOG_KAFKA]")]  # noqa: UP045
+HomeOpt = Annotated[Optional[str], typer.Option("--home", help="state directory [FLEETLOG_HOME]")]  # noqa: UP045
+
+
+def _settings(**overrides: object) -> Settings:
+    return Settings.from_env(**overrides)
+
+
+def _stack(home: str | None = None, kafka: str | None = None):
+    from fleetlog.stack import LocalStack
+
+    return LocalStack(_settings(home=home, kafka_bootstrap=kafka))
+
+
+@kafka_app.command("start")
+def kafka_start(home: HomeOpt = None, kafka: KafkaOpt = None) -> None:
+    """Fetch Kafka if needed, format storage, start one broker+controller."""
+    status = _stack(home, kafka).kafka.start()
+    console.print(f"kafka running pid={status.pid} bootstrap={status.bootstrap}")
+
+
+@kafka_app.command("stop")
+def kafka_stop(home: HomeOpt = None, kafka: KafkaOpt = None) -> None:
+    _stack(home, kafka).kafka.stop()
+    console.print("kafka stopped")
+
+
+@kafka_app.command("status")
+def kafka_status(home: HomeOpt = None, kafka: KafkaOpt = None) -> None:
+    status = _stack(home, kafka).kafka.status()
+    console.print(f"running pid={status.pid} bootstrap={status.bootstrap}" if status.running else "stopped")
+    raise typer.Exit(0 if status.running else 1)
+
+
+@app.command()
+def sink(
+    home: HomeOpt = None,
+    kafka: KafkaOpt = None,
+    clickhouse: Annotated[Optional[str], typer.Option(help="store URL [FLEETLOG_CLICKHOUSE]")] = None,  # noqa: UP045
+    group: Annotated[str, typer.Option(help="consumer group")] = "fleetlog-sink",
+    http_port: Annotated[Optional[int], typer.Option(help="embedded endpoint port")] = None,  # noqa: UP045
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Run a sink worker in the foreground: Kafka -> ClickHouse (and the embedded endpoint)."""
+    from fleetlog.sinks.service import run_sink
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = _settings(home=home, kafka_bootstrap=kafka, clickhouse_url=clickhouse, http_port=http_port)
+    run_sink(settings, group_id=group)
+
+
+@app.command()
+def up(home: HomeOpt = None, kafka: KafkaOpt = None) -> None:
+    """Start the local stack in the background: broker and sink."""
+    stack = _stack(home, kafka)
+    with console.status("starting Kafka and the sink..."):
+        stack.up()
+    console.print(f"up: Kafka {stack.settings.kafka_bootstrap}, ClickHouse endpoint {stack.settings.http_url}")
+
+
+@app.command()
+def down(home: HomeOpt = None, kafka: KafkaOpt = None) -> None:
+    """Stop the local stack (the sink flushes first)."""
+    _stack(home, kafka).down()
+    console.print("down")
+
+
+@app.command()
+def status(
+    home: HomeOpt = None,
+    kafka: KafkaOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Each component's pid, state and address, the topics, and consumer lag."""
+    stack = _stack(home, kafka)
+    report = stack.status()
+    report["clickhouse"] = mask_url(stack.settings.clickhouse_url)
+    if report["kafka"]["state"] == "running" or not stack.settings.kafka_bootstrap.startswith("127.0.0.1"):
+        from fleetlog.lag import consumer_lag
+
+        try:
+            report["lag"] = {
+                "fleetlog-sink": asyncio.run(consumer_lag(stack.settings, "fleetlog-sink", report["topics"][:2]))
+            }
+        except Exception as exc:  # status must answer even when Kafka does not
+            report["lag"] = {"error": str(exc)}
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+        return
+    table = Table("component", "state", "pid", "address")
+    for name in ("kafka", "sink"):
+        c = report[name]
+        table.add_row(name, c["state"], str(c["pid"] or ""), str(c["address"] or ""))
+    console.print(table)
+    console.print(f"store: {report['clickhouse']}  topics: {', '.join(report['topics'])}  lag: {report.get('lag')}")
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL; use {name:Type} placeholders with --param name=value")],
+    param: Annotated[Optional[list[str]], typer.Option(help="name=value, bound server-side")] = None,  # noqa: UP045
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run SQL against the store and print the result."""
+    from fleetlog import query as q
+
+    params = dict(p.split("=", 1) for p in (param or []))
+    df = q.sql(query, params)
+    if as_json:
+        sys.stdout.write(df.to_json(orient="records", date_format="iso") + "\n")
+        return
+    table = Table(*[str(c) for c in df.columns])
+    for row in df.head(200).itertuples(index=False):
+        table.add_row(*[str(v) for v in row])
+    console.print(table)
+
+
+@app.command()
+def demo(
+    runs: Annotated[int, typer.Option(help="simulated runs")] = 3,
+    ranks: Annotated[int, typer.Option(help="ranks per run")] = 2,
+    steps: Annotated[int, typer.Option(help="steps per rank")] = 3000,
+    seconds: Annotated[float, typer.Option(help="how long each rank trains")] = 20.0,
+) -> None:
+    """Start the stack, run a simulated training fleet end to end, print what landed."""
+    from fleetlog.demo import FleetPlan
+    from fleetlog.showcase import run_demo
+
+    figures = run_demo(_settings(), FleetPlan(runs=runs, ranks=ranks, steps=steps, seconds=seconds), console)
+    if figures["landed"] != figures["expected"]:
+        console.print(f"[red]only {figures['landed']:,} of {figures['expected']:,} points landed[/]")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,163 @@
+"""The local stack: Kafka broker and sink as background processes under ``$FLEETLOG_HOME``.
+
+Each component is a detached process with a pid file and a log file in the state
+directory, so ``fleetlog up`` returns while they keep running, and ``down`` and
+``status`` work from any shell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fleetlog.config import ENV_VARS, Settings
+from fleetlog.localkafka import LocalKafka
+
+__all__ = ["Component", "LocalStack"]
+
+
+@dataclass(frozen=True)
+class Component:
+    """A background fleetlog process (sink, later processors and the UI)."""
+
+    name: str
+    args: tuple[str, ...]
+
+
+SINK = Component("sink", ("sink",))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):  # a zombie child still answers kill(0)
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return False
+    return True
+
+
+class LocalStack:
+    """Start, stop and inspect the local broker and workers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.run_dir = settings.state_dir
+        _, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
+        self.kafka = LocalKafka(state_dir=settings.home / "kafka", port=int(port or 9092))
+
+    def _pid_file(self, comp: Component) -> Path:
+        return self.run_dir / f"{comp.name}.pid"
+
+    def log_file(self, comp: Component) -> Path:
+        return self.run_dir / f"{comp.name}.log"
+
+    def pid(self, comp: Component) -> int | None:
+        try:
+            pid = int(self._pid_file(comp).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def start(self, comp: Component, *, timeout_seconds: float = 60.0) -> int:
+        """Start a component unless it runs already; wait until it is ready."""
+        pid = self.pid(comp)
+        if pid is not None:
+            return pid
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self._env()}
+        with open(self.log_file(comp), "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "fleetlog", *comp.args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        self._pid_file(comp).write_text(str(proc.pid))
+        self._wait_ready(comp, proc, timeout_seconds)
+        return proc.pid
+
+    def _env(self) -> dict[str, str]:
+        """The settings, as the environment a child process reads them from."""
+        return {var: str(getattr(self.settings, name)) for name, (var, _) in ENV_VARS.items()}
+
+    def _wait_ready(self, comp: Component, proc: subprocess.Popen, timeout_seconds: float) -> None:
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = self.log_file(comp).read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"fleetlog {comp.name} exited with {proc.returncode}; its log ends:\n{tail}")
+            if self._ready(comp):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"fleetlog {comp.name} not ready after {timeout_seconds}s; see {self.log_file(comp)}")
+
+    def _ready(self, comp: Component) -> bool:
+        if comp is SINK and self.settings.is_embedded_store:
+            try:
+                with urllib.request.urlopen(f"{self.settings.http_url}/ping", timeout=1) as resp:
+                    return resp.status == 200
+            except OSError:
+                return False
+        return any(self.run_dir.glob(f"{comp.name}-*.json"))
+
+    def stop(self, comp: Component, *, timeout_seconds: float = 30.0) -> bool:
+        """SIGTERM (the component flushes), then SIGKILL after the timeout."""
+        pid = self.pid(comp)
+        self._pid_file(comp).unlink(missing_ok=True)
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_seconds
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        return True
+
+    def up(self) -> None:
+        self.kafka.start()
+        self.start(SINK)
+
+    def down(self) -> None:
+        self.stop(SINK)
+        self.kafka.stop()
+
+    def status(self) -> dict[str, Any]:
+        """Each component's pid, state and address (``fleetlog status --json``)."""
+        k = self.kafka.status()
+        sink_pid = self.pid(SINK)
+        stats: dict[str, Any] = {}
+        for path in self.run_dir.glob("sink-*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                stats[path.stem] = json.loads(path.read_text())
+        return {
+            "kafka": {
+                "state": "running" if k.running else "stopped",
+                "pid": k.pid,
+                "address": k.bootstrap,
+                "log": str(k.log_path),
+            },
+            "sink": {
+                "state": "running" if sink_pid else "stopped",
+                "pid": sink_pid,
+                "address": self.settings.http_url if self.settings.is_embedded_store else None,
+                "log": str(self.log_file(SINK)),
+                "workers": stats,
+            },
+            "topics": [self.settings.metrics_topic, self.settings.events_topic, self.settings.dead_letter_topic],
+        }

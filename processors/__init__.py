@@ -1,0 +1,1 @@
+"""Stream processing: a pure aggregation core plus the faust-streaming wiring."""

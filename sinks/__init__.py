@@ -1,0 +1,1 @@
+"""ClickHouse writers: the store boundary, schema, sink worker and HTTP endpoint."""

@@ -1,0 +1,90 @@
+"""``fleetlog sink``: the sink worker as a process, plus the embedded store's endpoint.
+
+The process that opens a ``chdb://`` store is its only owner, so it also serves
+ClickHouse's HTTP interface over it; every reader goes through that endpoint.
+Against a ClickHouse server there is nothing to serve: readers go to the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from fleetlog.sinks.store import open_store
+from fleetlog.sinks.worker import SinkWorker
+
+from fleetlog.config import Settings, mask_url
+from fleetlog.topics import ensure_topics
+
+__all__ = ["run_sink"]
+
+log = logging.getLogger("fleetlog.sink")
+
+
+def run_sink(settings: Settings, *, group_id: str = "fleetlog-sink", serve_http: bool = True) -> None:
+    """Run until SIGINT/SIGTERM; flush pending batches before leaving."""
+    store = open_store(settings.clickhouse_url)
+    log.info("sink writing to %s", mask_url(settings.clickhouse_url))
+    endpoint = None
+    if serve_http and settings.is_embedded_store:
+        from fleetlog.sinks.endpoint import HttpEndpoint
+
+        endpoint = HttpEndpoint(
+            store, host=settings.http_host, port=settings.http_port, password=settings.http_password
+        )
+        endpoint.start()
+        log.info("ClickHouse HTTP endpoint on %s", endpoint.url)
+    try:
+        asyncio.run(_main(settings, SinkWorker(settings, store, group_id=group_id), endpoint))
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
+        store.close()
+
+
+async def _main(settings: Settings, worker: SinkWorker, endpoint: object | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await ensure_topics(settings)
+    reporter = asyncio.create_task(_report(settings, worker, endpoint, stop))
+    try:
+        await worker.run(stop)
+    finally:
+        stop.set()
+        await reporter
+
+
+async def _report(settings: Settings, worker: SinkWorker, endpoint: object | None, stop: asyncio.Event) -> None:
+    """Write the worker's counters where ``fleetlog status`` reads them, every second."""
+    path = settings.state_dir / f"sink-{os.getpid()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        while not stop.is_set():
+            _write_json(
+                path,
+                {
+                    "pid": os.getpid(),
+                    "group": worker.group_id,
+                    "http": getattr(endpoint, "url", None),
+                    "updated": time.time(),
+                    "stats": dict(worker.stats),
+                },
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)

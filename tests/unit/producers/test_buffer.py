@@ -1,0 +1,83 @@
+"""The point buffer: steps, bounds, drain."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from fleetlog.producers._buffer import MetricBuffer
+
+
+def test_steps_count_up_per_metric_and_follow_explicit_steps():
+    buf = MetricBuffer(capacity=100, wake_at=50)
+    for v in (1.0, 2.0, 3.0):
+        buf.append("loss", v, None)
+    buf.append("acc", 0.5, None)
+    buf.append("loss", 9.0, 10)
+    buf.append("loss", 10.0, None)
+    out = buf.drain()
+    names = [out.names[i] for i in out.name_idx]
+    assert names == ["loss", "loss", "loss", "acc", "loss", "loss"]
+    assert out.step.tolist() == [0, 1, 2, 0, 10, 11]
+    assert out.value.tolist() == [1.0, 2.0, 3.0, 0.5, 9.0, 10.0]
+    assert out.ts_ms.dtype == np.int64 and (np.diff(out.ts_ms) >= 0).all()
+    assert buf.drain() is None
+
+
+def test_full_buffer_drops_newest_counts_and_wakes_once_per_fill(caplog):
+    wakes = []
+    buf = MetricBuffer(capacity=10, wake_at=5, wake=lambda: wakes.append(1))
+    for i in range(25):
+        buf.append("x", float(i), None)
+    assert len(buf) == 10 and buf.dropped == 15
+    assert len(wakes) == 2  # at wake_at and at the first drop
+    assert "buffer full" in caplog.text
+    assert buf.drain().value.tolist() == [float(i) for i in range(10)]
+    buf.append("x", 99.0, None)
+    assert buf.drain().step.tolist() == [10]
+
+
+@pytest.mark.parametrize(("name", "error"), [(3, TypeError), ("", ValueError), ("x" * 2000, ValueError)])
+def test_bad_names_raise_at_the_call(name, error):
+    with pytest.raises(error):
+        MetricBuffer(capacity=10, wake_at=5).append(name, 1.0, None)
+
+
+def test_concurrent_appends_and_drains_lose_nothing():
+    buf = MetricBuffer(capacity=10_000_000, wake_at=5_000_000)
+    drained = []
+    done = threading.Event()
+
+    def drainer():
+        while not done.is_set():
+            out = buf.drain()
+            if out is not None:
+                drained.append(out)
+        out = buf.drain()
+        if out is not None:
+            drained.append(out)
+
+    t = threading.Thread(target=drainer)
+    t.start()
+    workers = [threading.Thread(target=lambda k=k: [buf.append(f"m{k}", 1.0, None) for _ in range(50_000)])
+               for k in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    done.set()
+    t.join()
+    steps = {}
+    for out in drained:
+        for i, s in zip(out.name_idx.tolist(), out.step.tolist(), strict=True):
+            steps.setdefault(out.names[i], []).append(s)
+    assert {k: sorted(v) for k, v in steps.items()} == {f"m{k}": list(range(50_000)) for k in range(4)}
+
+
+def test_resume_continues_after_last_steps():
+    buf = MetricBuffer(capacity=10, wake_at=5)
+    buf.resume_steps({"loss": 41})
+    buf.append("loss", 1.0, None)
+    assert buf.drain().step.tolist() == [42]
