@@ -129,10 +129,17 @@ def sql(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Run SQL against the store and print the result."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
     from fleetlog import query as q
+    from fleetlog.errors import FleetlogError
 
     params = dict(p.split("=", 1) for p in (param or []))
-    df = q.sql(query, params)
+    try:
+        df = q.sql(query, params)
+    except (ClickHouseError, FleetlogError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
     if as_json:
         sys.stdout.write(df.to_json(orient="records", date_format="iso") + "\n")
         return

@@ -41,6 +41,7 @@ EVENT_KINDS: dict[str, str] = {
     "run": "a full snapshot of a run's record: name, status, times, error",
     "params": "a mapping of parameter name to value",
     "tags": "a mapping of tag name to value",
+    "rows": "derived rows for one table, as columns: {'table': name, 'columns': {column: [values]}}",
 }
 
 _IDX = np.dtype("<u4")
@@ -211,6 +212,8 @@ def _envelope(raw: Mapping[str, Any]) -> Envelope:
         body = _metric_batch(body)
     elif not isinstance(body, dict):
         raise InvalidEvent(f"a {kind!r} event needs a map body")
+    elif kind == "rows":
+        _check_rows(body)
     return Envelope(
         kind=kind,
         run_id=run_id,
@@ -258,3 +261,17 @@ def _metric_batch(body: Any) -> MetricBatch:
         ts_ms=cols["ts"],
         value=cols["value"],
     )
+
+
+def _check_rows(body: dict[str, Any]) -> None:
+    table = _field(body, "table", str)
+    columns = _field(body, "columns", dict)
+    if not table or not columns:
+        raise InvalidEvent("a rows event needs a table name and at least one column")
+    lengths = set()
+    for name, values in columns.items():
+        if not isinstance(name, str) or not isinstance(values, list):
+            raise InvalidEvent(f"rows column {str(name)[:100]!r} must be a list")
+        lengths.add(len(values))
+    if len(lengths) != 1:
+        raise InvalidEvent(f"rows columns for {table[:100]!r} have different lengths")

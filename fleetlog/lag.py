@@ -16,10 +16,7 @@ async def topic_partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> lis
     """Every partition of the given topics that exist (fresh metadata from the broker)."""
     described = await admin.describe_topics(topics)
     return [
-        TopicPartition(t["topic"], p["partition"])
-        for t in described
-        if t["error_code"] == 0
-        for p in t["partitions"]
+        TopicPartition(t["topic"], p["partition"]) for t in described if t["error_code"] == 0 for p in t["partitions"]
     ]
 
 

@@ -67,7 +67,6 @@ class RequestHandler(ReplyMixin):
     config: ClassVar[EndpointConfig]
     protocol_version = "HTTP/1.1"  # keep-alive: a TCP connection per query would cost more than the query
     server_version = "fleetlog-chdb"
-    sys_version = ""
     disable_nagle_algorithm = True  # headers and body go out in separate writes
     timeout = 300  # idle keep-alive connections end after this many seconds
 
@@ -76,6 +75,9 @@ class RequestHandler(ReplyMixin):
 
     def do_POST(self) -> None:
         self._handle(readonly=False)
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Never log request lines: a URL may carry ``password=``."""
@@ -125,9 +127,11 @@ class RequestHandler(ReplyMixin):
         with self.config.pool.checkout(session, timeout=timeout, check=check) as handle:
             handle.prepare(args.settings, args.transport.get("database") or (None if session else "default"))
             head = args.query.encode() + b"\n" if args.query else b""
-            split, head = (None, head) if args.params else _read_head(head, body)
-            if isinstance(split, InsertHead):
-                self._run_insert(handle, split, itertools.chain([head[split.data_offset :]], body), readonly)
+            split, head = _read_head(head, body)
+            # VALUES rows may hold {name:Type} placeholders: only the query path binds them.
+            if isinstance(split, InsertHead) and not (args.params and split.fmt == "Values"):
+                data = itertools.chain([head[split.data_offset :]], body)
+                self._run_insert(handle, split, data, readonly, bool(args.params))
             else:
                 sql = read_limited(body, self.config.max_query_bytes, head)
                 self._run_query(handle, args, sql, readonly, session is not None)
@@ -165,9 +169,13 @@ class RequestHandler(ReplyMixin):
         except ValueError:
             return True
 
-    def _run_insert(self, handle: Handle, split: InsertHead, data: Iterator[bytes], readonly: bool) -> None:
+    def _run_insert(
+        self, handle: Handle, split: InsertHead, data: Iterator[bytes], readonly: bool, has_params: bool
+    ) -> None:
         if readonly:
             raise _readonly_error()
+        if has_params:  # send_insert streams the data and binds nothing; never paste values into SQL
+            raise ClickHouseError(48, "Query parameters are not supported in INSERT ... FORMAT statements")
         try:
             statement = split.statement.decode()
         except UnicodeDecodeError:

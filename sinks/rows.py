@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from fleetlog.sinks.schema import DERIVED_TABLES
 
 from fleetlog.events import Envelope, InvalidEvent, decode
 
@@ -85,6 +86,7 @@ class TableBuilder:
     def __init__(self) -> None:
         self._points = _Points()
         self._rows: dict[str, list[dict[str, Any]]] = {"runs": [], "run_params": [], "run_tags": [], "dead_letters": []}
+        self._derived: dict[str, list[pa.Table]] = {}
         self.records = 0
 
     def add(self, records: Iterable[Record]) -> None:
@@ -103,6 +105,14 @@ class TableBuilder:
             self._points.add(env)
         elif env.kind == "run":
             self._rows["runs"].append(_run_row(env))
+        elif env.kind == "rows":
+            table = env.body["table"]
+            if table not in DERIVED_TABLES:
+                raise InvalidEvent(f"rows for unknown table {table[:100]!r}")
+            try:
+                self._derived.setdefault(table, []).append(pa.table(env.body["columns"]))
+            except (pa.ArrowException, TypeError, ValueError) as exc:
+                raise InvalidEvent(f"rows for {table!r} are not columns: {exc}") from None
         else:
             table = "run_params" if env.kind == "params" else "run_tags"
             self._rows[table].extend(_key_value_rows(env))
@@ -133,6 +143,8 @@ class TableBuilder:
         for name, rows in self._rows.items():
             if rows:
                 out[name] = _rows_table(name, rows)
+        for name, parts in self._derived.items():
+            out[name] = pa.concat_tables(parts, promote_options="permissive")
         return out
 
 

@@ -5,10 +5,12 @@ statements written against a ``{engine}`` placeholder so the cluster flavour
 (ReplicatedMergeTree + Distributed, in deploy/clickhouse) is generated from the
 same text instead of being maintained twice.
 
-Codecs were chosen by measuring realistic series (see README, "Storage"):
-steps are near-arithmetic (DoubleDelta), times are increasing (Delta), values are
-float32-origin curves (FPC).  ``non_replicated_deduplication_window`` makes the
-sink's insert deduplication tokens effective on plain MergeTree (the default 0
+Codecs were chosen by measuring 1M-point series (``python -m bench.codecs``):
+steps are arithmetic (DoubleDelta, 0.01 B/point), times increase with jitter
+(Delta, 0.8 B), and for values Delta+ZSTD has the best mean over a float32-origin
+loss, an LR schedule and integer GPU utilisation (2.6 B vs 2.8 FPC, 3.2 Gorilla).
+
+``non_replicated_deduplication_window`` makes the sink's insert deduplication tokens effective on plain MergeTree (the default 0
 would silently accept a replayed batch twice).
 """
 
@@ -36,7 +38,7 @@ CREATE TABLE IF NOT EXISTS metric_points
     rank UInt32 CODEC(T64, ZSTD(1)),
     step Int64 CODEC(DoubleDelta, ZSTD(1)),
     ts DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
-    value Float64 CODEC(FPC, ZSTD(1))
+    value Float64 CODEC(Delta, ZSTD(1))
 )
 ENGINE = {{engine:MergeTree}}
 PARTITION BY toYYYYMM(ts)
@@ -130,6 +132,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
 )
+
+# Tables that stream processors fill through ``rows`` events (the sink refuses others).
+DERIVED_TABLES: frozenset[str] = frozenset()
 
 TABLES = ("metric_points", "runs", "run_params", "run_tags", "dead_letters", "sink_batches")
 

@@ -32,6 +32,7 @@ readonly SELF
 # JARs that prove a complete fetch (the directory is moved into place atomically, so one check would do).
 readonly REQUIRED_JARS=("kafka_2.13-$KAFKA_VERSION.jar" "reload4j-1.2.25.jar" "slf4j-reload4j-1.7.36.jar")
 
+PORT_GIVEN=${KAFKA_PORT:+1}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
 KAFKA_HEAP=${KAFKA_HEAP:--Xmx512m -Xms256m}
@@ -49,10 +50,11 @@ read -r -a JVM_FLAGS <<<"${KAFKA_JVM_FLAGS:--XX:+UseSerialGC -XX:TieredStopAtLev
 usage() {
     cat >&2 <<EOF
 usage: $(basename -- "$0") {fetch|start|stop|status}
-  fetch   download the Kafka $KAFKA_VERSION JARs into \$KAFKA_LIBS (once; needs mvn)
+  fetch   download the Kafka $KAFKA_VERSION JARs into \$KAFKA_LIBS and record a class-data archive (once)
   start   start a single-node KRaft broker in \$KAFKA_STATE_DIR and print its bootstrap address
   stop    stop it (SIGTERM, then SIGKILL after 20 s)
-  status  print "running pid=<pid> bootstrap=127.0.0.1:<port>" (exit 0) or "stopped" (exit 1)
+  status  print "running pid=<pid> bootstrap=127.0.0.1:<port>" (exit 0), else "starting pid=..." or
+          "stopped" (exit 1); without KAFKA_PORT, the port comes from the state dir
 EOF
     exit 2
 }
@@ -136,7 +138,7 @@ cds_archive() {
 free_port_pair() {
     local port i
     for ((i = 0; i < 50; i++)); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((20000 + RANDOM % 12000)) # below Linux's ephemeral range, where free_port() picks
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
             ! (exec 3<>"/dev/tcp/127.0.0.1/$((port + 1))") 2>/dev/null; then
             printf '%s\n' "$port"
@@ -146,19 +148,24 @@ free_port_pair() {
     return 1
 }
 
+# True if the archive exists, or recording it failed less than a day ago (a transient failure is retried later).
+cds_settled() {
+    [[ -f $1 ]] || [[ -f $1.failed && -n $(find "$1.failed" -mmin -1440 2>/dev/null) ]]
+}
+
 # Most of a broker's start-up is the JVM loading and verifying ~6000 classes. A static AppCDS archive maps them
 # in pre-parsed and cuts a fresh start from ~3 s to ~1.7 s on 2 cores. It is built once: a throwaway broker
 # records the classes it loads (-XX:DumpLoadedClassList, written as they load, so no clean exit is needed), then
-# `java -Xshare:dump` writes the archive. Best effort: a failure is remembered (no later start retries it) and
-# brokers run without the archive; a stale archive is ignored by the JVM (it checks JDK and JAR identities).
+# `java -Xshare:dump` writes the archive. Best effort: a failure is remembered for a day (starts do not retry it)
+# and brokers run without the archive; a stale archive is ignored by the JVM (it checks JDK and JAR identities).
 ensure_cds() {
     [[ $KAFKA_CDS == 1 && -z ${KAFKA_CDS_CLASSLIST:-} ]] || return 0
     local archive java state port tmp ok=0
     archive=$(cds_archive) || return 0
-    [[ -f $archive || -f $archive.failed ]] && return 0
+    cds_settled "$archive" && return 0
     exec 8>"$CACHE_DIR/.fetch.lock"
     flock 8
-    if [[ -f $archive || -f $archive.failed ]]; then
+    if cds_settled "$archive"; then
         exec 8>&-
         return 0
     fi
@@ -217,17 +224,34 @@ require_state_dir() {
     LOG_FILE="$KAFKA_STATE_DIR/kafka.log"
 }
 
+# A zombie (exited, not yet reaped: possible under a non-reaping PID 1 in containers) counts as dead.
+alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    local stat
+    if [[ -r /proc/$1/stat ]] && stat=$(<"/proc/$1/stat") 2>/dev/null; then
+        stat=${stat##*) }
+        [[ ${stat:0:1} != Z ]] || return 1
+    fi
+}
+
 # Prints the broker's pid if the pid file names a live process that is our broker (guards against pid reuse).
 broker_pid() {
     local pid
     [[ -f $PID_FILE ]] || return 1
     pid=$(<"$PID_FILE")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
+    alive "$pid" || return 1
     if [[ -r /proc/$pid/cmdline ]]; then
         tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "kafka.Kafka $KAFKA_STATE_DIR/server.properties" || return 1
     fi
     printf '%s\n' "$pid"
+}
+
+# The PLAINTEXT port in the state dir's server.properties (the running broker's, if one runs).
+configured_port() {
+    [[ -f $KAFKA_STATE_DIR/server.properties ]] || return 1
+    sed -n 's|^advertised\.listeners=PLAINTEXT://127\.0\.0\.1:\([0-9]*\).*|\1|p' -- \
+        "$KAFKA_STATE_DIR/server.properties"
 }
 
 port_open() {
@@ -287,13 +311,18 @@ EOF
 }
 
 format_storage() {
-    local java=$1 cluster_id
+    local java=$1 cluster_id meta="$KAFKA_STATE_DIR/data/meta.properties"
+    if [[ -f $meta ]]; then
+        # Formatted already: no second JVM (--ignore-formatted would skip it anyway); keep cluster.id truthful.
+        if [[ ! -s $KAFKA_STATE_DIR/cluster.id ]]; then
+            sed -n 's/^cluster\.id=//p' -- "$meta" >"$KAFKA_STATE_DIR/cluster.id"
+        fi
+        return 0
+    fi
     if [[ ! -s $KAFKA_STATE_DIR/cluster.id ]]; then
         new_cluster_id >"$KAFKA_STATE_DIR/cluster.id"
     fi
     cluster_id=$(<"$KAFKA_STATE_DIR/cluster.id")
-    # A formatted data dir is left alone (--ignore-formatted); skipping the extra JVM saves a second on restarts.
-    [[ -f $KAFKA_STATE_DIR/data/meta.properties ]] && return 0
     jvm_flags format
     if ! "$java" "${JVM[@]}" -Xmx256m -Dlog4j.configuration="file:$KAFKA_STATE_DIR/log4j.properties" \
         -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format -t "$cluster_id" \
@@ -307,7 +336,7 @@ format_storage() {
 wait_ready() {
     local pid=$1 deadline=$((SECONDS + KAFKA_START_TIMEOUT))
     until grep -qF "Kafka Server started" -- "$LOG_FILE" 2>/dev/null && port_open; do
-        if ! kill -0 "$pid" 2>/dev/null; then
+        if ! alive "$pid"; then
             tail -n 30 -- "$LOG_FILE" >&2
             rm -f -- "$PID_FILE"
             die 1 "the broker exited during start-up (log above, full log: $LOG_FILE)"
@@ -333,6 +362,11 @@ cmd_start() {
     exec 9>"$KAFKA_STATE_DIR/.lock"
     flock 9
     if pid=$(broker_pid); then
+        local port
+        port=$(configured_port) || true
+        if [[ -n $port && $port != "$KAFKA_PORT" ]]; then
+            die 1 "a broker (pid $pid) already runs from $KAFKA_STATE_DIR on port $port, not $KAFKA_PORT; stop it first"
+        fi
         if ! port_open; then
             wait_ready "$pid" # started by someone else and still coming up
         fi
@@ -374,14 +408,14 @@ kill_broker() {
     local pid=$1 i
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 200; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
+        alive "$pid" || break
         sleep 0.1
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if alive "$pid"; then
         echo "kafka.sh: pid $pid ignored SIGTERM for 20 s, sending SIGKILL" >&2
         kill -KILL "$pid" 2>/dev/null || true
         for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
+            alive "$pid" || break
             sleep 0.1
         done
     fi
@@ -402,7 +436,11 @@ cmd_stop() {
 
 cmd_status() {
     require_state_dir
-    local pid
+    local pid port
+    # Without KAFKA_PORT, report on the port this state dir's broker was configured with.
+    if [[ -z $PORT_GIVEN ]] && port=$(configured_port) && [[ -n $port ]]; then
+        KAFKA_PORT=$port
+    fi
     if pid=$(broker_pid); then
         if port_open; then
             echo "running pid=$pid bootstrap=127.0.0.1:$KAFKA_PORT"

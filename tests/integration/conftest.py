@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
-    broker = LocalKafka(state_dir=tmp_path_factory.mktemp("kafka"), port=free_port(), controller_port=free_port())
+    broker = LocalKafka(state_dir=tmp_path_factory.mktemp("kafka"), port=free_port())
     broker.start()
     yield broker
     broker.stop()

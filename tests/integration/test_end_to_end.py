@@ -67,8 +67,12 @@ async def rewind(settings: Settings, group: str) -> None:
 
 def test_three_processes_land_exactly_once_and_replay_adds_nothing(settings, stack: LocalStack, sdk_env):
     run_ids = [f"e2e-{i}" for i in range(PROCESSES)]
-    procs = [subprocess.Popen([sys.executable, str(PRODUCER), rid, str(POINTS)], env=sdk_env, stdout=subprocess.PIPE,
-                              text=True) for rid in run_ids]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(PRODUCER), rid, str(POINTS)], env=sdk_env, stdout=subprocess.PIPE, text=True
+        )
+        for rid in run_ids
+    ]
     for p in procs:
         out, _ = p.communicate(timeout=180)
         assert p.returncode == 0 and f"logged {POINTS} dropped 0" in out
@@ -86,17 +90,29 @@ def test_three_processes_land_exactly_once_and_replay_adds_nothing(settings, sta
     assert runs["run_id"].tolist() == run_ids
     assert set(runs["status"]) == {"Completed"} and set(runs["experiment"]) == {"integration"}
     params = query.sql("SELECT key, value FROM run_params FINAL WHERE run_id = 'e2e-0' ORDER BY key", settings=settings)
-    assert dict(zip(params["key"], params["value"], strict=True)) == {"opt.lr": "0.1", "opt.name": "sgd",
-                                                                     "points": str(POINTS)}
+    assert dict(zip(params["key"], params["value"], strict=True)) == {
+        "opt.lr": "0.1",
+        "opt.name": "sgd",
+        "points": str(POINTS),
+    }
 
     # Replay: stop the sink, rewind its group to offset 0, start it again.
     stack.stop(SINK)
     asyncio.run(rewind(settings, "fleetlog-sink"))
     assert sum(asyncio.run(consumer_lag(settings, "fleetlog-sink", [settings.metrics_topic])).values()) > 0
     stack.start(SINK)
-    wait_for(lambda: sum(asyncio.run(consumer_lag(settings, "fleetlog-sink", [settings.metrics_topic,
-                                                                                settings.events_topic])).values())
-             == 0, 120, "the replay to finish")
+    wait_for(
+        lambda: (
+            sum(
+                asyncio.run(
+                    consumer_lag(settings, "fleetlog-sink", [settings.metrics_topic, settings.events_topic])
+                ).values()
+            )
+            == 0
+        ),
+        120,
+        "the replay to finish",
+    )
     time.sleep(1.0)
     assert total(settings) == PROCESSES * POINTS
     again = landed(settings, run_ids)

@@ -17,7 +17,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafka.sh"
 # What kafka.sh runs before it looks for java/mvn; everything else on PATH (java, mvn) is left out.
 TOOLS = [
     "bash", "env", "dirname", "basename", "mkdir", "cat", "rm", "mv", "mktemp", "flock", "readlink", "stat",
-    "cksum", "tr", "grep", "head", "tail", "sleep", "setsid", "nohup", "base64", "chmod",
+    "cksum", "tr", "grep", "head", "tail", "sleep", "setsid", "nohup", "base64", "chmod", "sed",
 ]  # fmt: skip
 
 

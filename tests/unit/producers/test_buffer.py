@@ -6,7 +6,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from fleetlog.producers._buffer import MetricBuffer
 
 
@@ -61,8 +60,9 @@ def test_concurrent_appends_and_drains_lose_nothing():
 
     t = threading.Thread(target=drainer)
     t.start()
-    workers = [threading.Thread(target=lambda k=k: [buf.append(f"m{k}", 1.0, None) for _ in range(50_000)])
-               for k in range(4)]
+    workers = [
+        threading.Thread(target=lambda k=k: [buf.append(f"m{k}", 1.0, None) for _ in range(50_000)]) for k in range(4)
+    ]
     for w in workers:
         w.start()
     for w in workers:

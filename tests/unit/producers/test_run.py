@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 import pytest
-
-from fleetlog.events import Envelope, Source
 from fleetlog.producers._buffer import MetricBuffer
 from fleetlog.producers._sender import Stream
 from fleetlog.producers.run import Run, RunStatus
+
+from fleetlog.events import Envelope, Source
 
 
 class RecordingSender:
@@ -28,8 +28,10 @@ class RecordingSender:
 
 def make_run(rank: int = 0) -> tuple[Run, RecordingSender]:
     sender = RecordingSender()
-    stream = Stream(Envelope(kind="metrics", run_id="r1", experiment="e", source=Source(rank=rank)),
-                    MetricBuffer(capacity=1000, wake_at=500))
+    stream = Stream(
+        Envelope(kind="metrics", run_id="r1", experiment="e", source=Source(rank=rank)),
+        MetricBuffer(capacity=1000, wake_at=500),
+    )
     return Run(sender=sender, stream=stream, display_name="r1")._start(), sender
 
 
@@ -46,8 +48,18 @@ class OneElementTensor:
 
 def test_numbers_of_every_kind_are_accepted_and_nan_is_kept():
     run, _ = make_run()
-    for v in (1, 2.5, True, np.float32(0.5), np.int64(7), np.array(3.0), np.array([4.0]), OneElementTensor(5.0),
-              math.nan, math.inf):
+    for v in (
+        1,
+        2.5,
+        True,
+        np.float32(0.5),
+        np.int64(7),
+        np.array(3.0),
+        np.array([4.0]),
+        OneElementTensor(5.0),
+        math.nan,
+        math.inf,
+    ):
         run.log("x", v)
     values = run._metrics.drain().value
     assert values[:8].tolist() == [1.0, 2.5, 1.0, 0.5, 7.0, 3.0, 4.0, 5.0]
@@ -78,7 +90,10 @@ def test_log_metrics_shares_a_step_or_counts_per_metric():
     run.log_metrics({"a": 1.5})
     out = run._metrics.drain()
     assert list(zip([out.names[i] for i in out.name_idx], out.step.tolist(), strict=True)) == [
-        ("a", 10), ("b", 10), ("a", 11)]
+        ("a", 10),
+        ("b", 10),
+        ("a", 11),
+    ]
 
 
 def test_context_manager_completes_or_fails_with_the_traceback():

@@ -259,6 +259,8 @@ def test_wire_details(endpoint: HttpEndpoint, store_client: Client, table: str) 
     response = raw(endpoint, body=b"1\tx\n2\ty\n", query=f"INSERT INTO {table} FORMAT TSV")
     assert response.status == 200 and '"written_rows":"2"' in response.headers["X-ClickHouse-Summary"]
     raw(endpoint, body=f"INSERT INTO {table} VALUES (3, 'z')")
+    response = raw(endpoint, body=b"4\tw\n", query="INSERT INTO {t:Identifier} FORMAT TSV", param_t=table)
+    assert response.headers["X-ClickHouse-Exception-Code"] == "48"  # streamed data: no parameters
     assert store_client.query(f"SELECT a, s FROM {table} ORDER BY a").result_rows == [(1, "x"), (2, "y"), (3, "z")]
 
 

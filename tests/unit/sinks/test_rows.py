@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+from fleetlog.sinks.rows import Record, TableBuilder
 
 from fleetlog.events import Envelope, Source, encode, encode_metrics
-from fleetlog.sinks.rows import Record, TableBuilder
 
 
 def _metrics(run: str, names, idx, rank=0, offset=0) -> Record:
     n = len(idx)
     env = Envelope(kind="metrics", run_id=run, source=Source(rank=rank), session="s", seq=offset)
-    [(_, msg)] = list(encode_metrics(env, names, np.array(idx, np.uint32), np.arange(n), np.arange(n) + 1000,
-                                     np.arange(n, dtype=float)))
+    [(_, msg)] = list(
+        encode_metrics(
+            env, names, np.array(idx, np.uint32), np.arange(n), np.arange(n) + 1000, np.arange(n, dtype=float)
+        )
+    )
     return Record("t.metrics", 0, offset, run.encode(), msg)
 
 
@@ -29,16 +32,32 @@ def test_points_from_many_runs_share_one_dictionary_per_column():
 
 
 def test_run_params_and_tags_become_rows():
-    env = Envelope(kind="run", run_id="r1", experiment="e", source=Source(host="h", rank=0, world_size=2),
-                   sent_at=10.0, body={"name": "n", "parent": "", "status": "Failed", "start": 5.0, "end": 9.0,
-                                       "error": {"type": "ValueError", "message": "boom", "traceback": "tb"}})
+    env = Envelope(
+        kind="run",
+        run_id="r1",
+        experiment="e",
+        source=Source(host="h", rank=0, world_size=2),
+        sent_at=10.0,
+        body={
+            "name": "n",
+            "parent": "",
+            "status": "Failed",
+            "start": 5.0,
+            "end": 9.0,
+            "error": {"type": "ValueError", "message": "boom", "traceback": "tb"},
+        },
+    )
     params = Envelope(kind="params", run_id="r1", sent_at=11.0, body={"lr": 0.1, "deep.a": True, "n": None})
     b = TableBuilder()
     b.add([Record("t.events", 0, i, b"r1", encode(e)) for i, e in enumerate([env, params])])
     tables = b.tables()
     run = tables["runs"].to_pylist()[0]
-    assert (run["status"], run["error_type"], run["error_message"], run["world_size"]) == ("Failed", "ValueError",
-                                                                                              "boom", 2)
+    assert (run["status"], run["error_type"], run["error_message"], run["world_size"]) == (
+        "Failed",
+        "ValueError",
+        "boom",
+        2,
+    )
     rows = {r["key"]: (r["value"], r["value_type"]) for r in tables["run_params"].to_pylist()}
     assert rows == {"lr": ("0.1", "float"), "deep.a": ("true", "bool"), "n": ("", "null")}
 
@@ -49,8 +68,14 @@ def test_bad_records_become_dead_letters_and_good_ones_still_land():
     wrong_key = Record(wrong_key.topic, 0, 5, b"other", wrong_key.value)
     bad_body = Envelope(kind="params", run_id="r1", body={"x": [1, 2]})
     b = TableBuilder()
-    b.add([good, Record("t.metrics", 0, 3, b"k", b"\xff\x00garbage"), wrong_key,
-           Record("t.events", 1, 4, b"r1", encode(bad_body))])
+    b.add(
+        [
+            good,
+            Record("t.metrics", 0, 3, b"k", b"\xff\x00garbage"),
+            wrong_key,
+            Record("t.events", 1, 4, b"r1", encode(bad_body)),
+        ]
+    )
     tables = b.tables()
     assert tables["metric_points"].num_rows == 2
     dead = tables["dead_letters"].to_pylist()
