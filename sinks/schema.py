@@ -10,8 +10,9 @@ steps are arithmetic (DoubleDelta, 0.01 B/point), times increase with jitter
 (Delta, 0.8 B), and for values Delta+ZSTD has the best mean over a float32-origin
 loss, an LR schedule and integer GPU utilisation (2.6 B vs 2.8 FPC, 3.2 Gorilla).
 
-``non_replicated_deduplication_window`` makes the sink's insert deduplication tokens effective on plain MergeTree (the default 0
-would silently accept a replayed batch twice).
+``non_replicated_deduplication_window`` makes the sink's insert deduplication
+tokens effective on plain MergeTree (the default 0 would silently accept a
+replayed batch twice).
 """
 
 from __future__ import annotations
