@@ -7,6 +7,7 @@ override them (defaults < environment < flags, as in ``Settings.from_env``).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import sys
@@ -115,7 +116,7 @@ def status(
         sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
         return
     table = Table("component", "state", "pid", "address")
-    for name in ("kafka", "sink"):
+    for name in [k for k, v in report.items() if isinstance(v, dict) and "state" in v]:
         c = report[name]
         table.add_row(name, c["state"], str(c["pid"] or ""), str(c["address"] or ""))
     console.print(table)
@@ -164,6 +165,11 @@ def demo(
     if figures["landed"] != figures["expected"]:
         console.print(f"[red]only {figures['landed']:,} of {figures['expected']:,} points landed[/]")
         raise typer.Exit(1)
+
+
+# Command groups that live in their own modules register here.
+for _module in ("fleetlog.cli_read",):
+    importlib.import_module(_module).register(app)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from fleetlog.config import ENV_VARS, Settings
 from fleetlog.localkafka import LocalKafka
 
-__all__ = ["Component", "LocalStack"]
+__all__ = ["SINK", "STACK", "Component", "LocalStack"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class Component:
 
 
 SINK = Component("sink", ("sink",))
+
+# What `fleetlog up` starts, in order; `down` stops them in reverse.
+STACK: list[Component] = [SINK]
 
 
 def _alive(pid: int) -> bool:
@@ -131,33 +134,43 @@ class LocalStack:
 
     def up(self) -> None:
         self.kafka.start()
-        self.start(SINK)
+        for comp in STACK:
+            self.start(comp)
 
     def down(self) -> None:
-        self.stop(SINK)
+        for comp in reversed(STACK):
+            self.stop(comp)
         self.kafka.stop()
+
+    def address(self, comp: Component) -> str | None:
+        """Where a component serves, if it serves anything."""
+        if comp is SINK:
+            return self.settings.http_url if self.settings.is_embedded_store else None
+        return None
 
     def status(self) -> dict[str, Any]:
         """Each component's pid, state and address (``fleetlog status --json``)."""
         k = self.kafka.status()
-        sink_pid = self.pid(SINK)
-        stats: dict[str, Any] = {}
-        for path in self.run_dir.glob("sink-*.json"):
-            with contextlib.suppress(OSError, ValueError):
-                stats[path.stem] = json.loads(path.read_text())
-        return {
+        report: dict[str, Any] = {
             "kafka": {
                 "state": "running" if k.running else "stopped",
                 "pid": k.pid,
                 "address": k.bootstrap,
                 "log": str(k.log_path),
             },
-            "sink": {
-                "state": "running" if sink_pid else "stopped",
-                "pid": sink_pid,
-                "address": self.settings.http_url if self.settings.is_embedded_store else None,
-                "log": str(self.log_file(SINK)),
-                "workers": stats,
-            },
-            "topics": [self.settings.metrics_topic, self.settings.events_topic, self.settings.dead_letter_topic],
         }
+        for comp in STACK:
+            pid = self.pid(comp)
+            workers: dict[str, Any] = {}
+            for path in self.run_dir.glob(f"{comp.name}-*.json"):
+                with contextlib.suppress(OSError, ValueError):
+                    workers[path.stem] = json.loads(path.read_text())
+            report[comp.name] = {
+                "state": "running" if pid else "stopped",
+                "pid": pid,
+                "address": self.address(comp),
+                "log": str(self.log_file(comp)),
+                "workers": workers,
+            }
+        report["topics"] = [self.settings.metrics_topic, self.settings.events_topic, self.settings.dead_letter_topic]
+        return report

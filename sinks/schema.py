@@ -17,18 +17,12 @@ replayed batch twice).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from fleetlog.sinks.schema_derived import DERIVED_MIGRATIONS, DERIVED_TABLES
+from fleetlog.sinks.schema_types import Migration
 
-__all__ = ["MIGRATIONS", "TABLES", "Migration", "render"]
+__all__ = ["DERIVED_TABLES", "MIGRATIONS", "TABLES", "Migration", "render"]
 
 DEDUP = "non_replicated_deduplication_window = 10000"
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    statements: tuple[str, ...]
 
 
 _POINTS = f"""
@@ -119,7 +113,7 @@ ORDER BY (topic, partition, first_offset)
 TTL toDateTime(created_at) + INTERVAL 30 DAY
 """
 
-MIGRATIONS: tuple[Migration, ...] = (
+CORE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
         "points, runs, params, tags, dead letters, sink intents",
@@ -134,8 +128,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
-# Tables that stream processors fill through ``rows`` events (the sink refuses others).
-DERIVED_TABLES: frozenset[str] = frozenset()
+MIGRATIONS: tuple[Migration, ...] = tuple(sorted(CORE_MIGRATIONS + DERIVED_MIGRATIONS, key=lambda m: m.version))
 
 TABLES = ("metric_points", "runs", "run_params", "run_tags", "dead_letters", "sink_batches")
 
