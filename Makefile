@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install system-deps kafka-jars demo test test-unit lint bench up down status clean
+.PHONY: install system-deps kafka-jars ui browser-deps screenshots demo test test-unit lint bench up down status clean
 
 install: $(STAMP)
 
@@ -25,13 +25,39 @@ system-deps:
 kafka-jars: system-deps
 	deploy/kafka/kafka.sh fetch
 
-demo: install kafka-jars
+# The dashboard's front end: npm installs uPlot and esbuild (pinned by package-lock.json), esbuild bundles.
+UI := fleetlog/ui/web
+ui: $(UI)/dist/app.js
+
+$(UI)/node_modules/.package-lock.json: $(UI)/package-lock.json
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; \
+	  else echo "the dashboard's build needs Node.js and npm: install nodejs and npm" >&2; exit 3; fi; }
+	cd $(UI) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(UI)/dist/app.js: $(UI)/node_modules/.package-lock.json $(UI)/package.json $(wildcard $(UI)/src/*)
+	cd $(UI) && npm run --silent build
+
+# The browser tests drive Debian's Chromium through its matching chromedriver.
+browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	  else echo "the browser tests need chromium and chromium-driver (Debian packages)" >&2; exit 3; fi; }
+
+# Regenerate the README's dashboard screenshots from the browser tests.
+screenshots: install kafka-jars ui browser-deps
+	FLEETLOG_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/integration/test_ui_browser.py
+
+demo: install kafka-jars ui
 	$(BIN)/fleetlog demo
 
 lint: install
 	$(BIN)/ruff check .
 
-test: install kafka-jars lint
+test: install kafka-jars ui browser-deps lint
 	$(BIN)/python -m pytest
 
 test-unit: install
@@ -40,7 +66,7 @@ test-unit: install
 bench: install kafka-jars
 	$(BIN)/python -m bench
 
-up: install kafka-jars
+up: install kafka-jars ui
 	$(BIN)/fleetlog up
 
 down:

@@ -83,7 +83,10 @@ def up(home: HomeOpt = None, kafka: KafkaOpt = None) -> None:
     stack = _stack(home, kafka)
     with console.status("starting Kafka and the sink..."):
         stack.up()
-    console.print(f"up: Kafka {stack.settings.kafka_bootstrap}, ClickHouse endpoint {stack.settings.http_url}")
+    console.print(
+        f"up: Kafka {stack.settings.kafka_bootstrap}, ClickHouse endpoint {stack.settings.http_url}, "
+        f"dashboard {stack.settings.ui_url}"
+    )
 
 
 @app.command()
@@ -121,33 +124,6 @@ def status(
         table.add_row(name, c["state"], str(c["pid"] or ""), str(c["address"] or ""))
     console.print(table)
     console.print(f"store: {report['clickhouse']}  topics: {', '.join(report['topics'])}  lag: {report.get('lag')}")
-
-
-@app.command()
-def sql(
-    query: Annotated[str, typer.Argument(help="SQL; use {name:Type} placeholders with --param name=value")],
-    param: Annotated[Optional[list[str]], typer.Option(help="name=value, bound server-side")] = None,  # noqa: UP045
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Run SQL against the store and print the result."""
-    from clickhouse_connect.driver.exceptions import ClickHouseError
-
-    from fleetlog import query as q
-    from fleetlog.errors import FleetlogError
-
-    params = dict(p.split("=", 1) for p in (param or []))
-    try:
-        df = q.sql(query, params)
-    except (ClickHouseError, FleetlogError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
-    if as_json:
-        sys.stdout.write(df.to_json(orient="records", date_format="iso") + "\n")
-        return
-    table = Table(*[str(c) for c in df.columns])
-    for row in df.head(200).itertuples(index=False):
-        table.add_row(*[str(v) for v in row])
-    console.print(table)
 
 
 @app.command()

@@ -36,6 +36,9 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8123
     http_password: str = ""
+    ui_host: str = "127.0.0.1"
+    ui_port: int = 8765
+    ui_token: str = ""
     topic_prefix: str = "fleetlog"
     topic_partitions: int = 4
     topic_replication: int = 1
@@ -104,6 +107,10 @@ class Settings:
     def http_url(self) -> str:
         return f"http://{self.http_host}:{self.http_port}"
 
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.ui_host}:{self.ui_port}"
+
 
 # setting name -> (environment variable, one line for the README's table)
 ENV_VARS: dict[str, tuple[str, str]] = {
@@ -116,6 +123,9 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "http_host": ("FLEETLOG_HTTP_HOST", "address of the embedded store's ClickHouse HTTP endpoint (127.0.0.1)"),
     "http_port": ("FLEETLOG_HTTP_PORT", "port of that endpoint (8123, ClickHouse's own)"),
     "http_password": ("FLEETLOG_HTTP_PASSWORD", "password the endpoint requires (required off loopback)"),
+    "ui_host": ("FLEETLOG_UI_HOST", "address the dashboard (fleetlog ui) binds (127.0.0.1)"),
+    "ui_port": ("FLEETLOG_UI_PORT", "port of the dashboard (8765)"),
+    "ui_token": ("FLEETLOG_UI_TOKEN", "token the dashboard requires (required off loopback)"),
     "topic_prefix": ("FLEETLOG_TOPIC_PREFIX", "prefix of every Kafka topic (fleetlog)"),
     "topic_partitions": ("FLEETLOG_TOPIC_PARTITIONS", "partitions of topics fleetlog creates (4)"),
     "topic_replication": ("FLEETLOG_TOPIC_REPLICATION", "replication factor of topics fleetlog creates (1)"),

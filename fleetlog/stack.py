@@ -22,7 +22,7 @@ from typing import Any
 from fleetlog.config import ENV_VARS, Settings
 from fleetlog.localkafka import LocalKafka
 
-__all__ = ["SINK", "STACK", "Component", "LocalStack"]
+__all__ = ["SINK", "STACK", "UI", "Component", "LocalStack"]
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,11 @@ class Component:
 
 
 SINK = Component("sink", ("sink",))
+UI = Component("ui", ("ui",))
 
 # What `fleetlog up` starts, in order; `down` stops them in reverse.
 STACK: list[Component] = [SINK]
+STACK.append(UI)  # the dashboard reads through the sink's endpoint: start it after the sink
 
 
 def _alive(pid: int) -> bool:
@@ -146,6 +148,8 @@ class LocalStack:
         """Where a component serves, if it serves anything."""
         if comp is SINK:
             return self.settings.http_url if self.settings.is_embedded_store else None
+        if comp is UI:
+            return self.settings.ui_url
         return None
 
     def status(self) -> dict[str, Any]:

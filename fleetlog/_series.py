@@ -1,0 +1,234 @@
+"""Metric series at the right resolution: raw points, rollup buckets, or server-side downsampling.
+
+A chart needs about as many points as it has pixels, whatever the series holds. For
+the range asked, :func:`plan_resolution` counts the points of the longest series; if
+they fit it reads them raw, else it picks a bucket of ``B`` steps (a 1-2-5 number, so
+zoom levels repeat and runs compared on one chart share buckets). The buckets come
+from the coarsest rollup table resolution that divides ``B`` (merging its rows:
+min of mins, max of maxes, sum of sums...) or, when there is none, from grouping raw
+points by ``intDiv(step, B)`` on the server. A rollup that lags behind a running
+series is completed from raw points past what it covers.
+
+Every bucket carries ``value`` (mean of the finite values), ``min``/``max`` (the
+envelope), ``count``, ``nonfinite`` (NaN/inf seen), ``last`` and ``step`` (its first).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from fleetlog._catalog import Catalog, RollupColumns
+
+__all__ = ["Plan", "Resolution", "nice_bucket", "plan_resolution", "read_series"]
+
+Query = Callable[[str, Mapping[str, Any]], pd.DataFrame]
+COLUMNS = ["run_id", "rank", "step", "value", "min", "max", "count", "nonfinite", "last", "ts"]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a series read used: ``source`` raw/rollup/downsample, ``bucket`` steps per point."""
+
+    source: str
+    bucket: int | None
+    table: str
+    raw_points: int
+    step_range: tuple[int, int] | None
+    rollup_resolution: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Plan:
+    resolution: Resolution
+    where: str
+    bound: Mapping[str, Any] = field(default_factory=dict)
+    rollup: RollupColumns | None = None
+    rollup_until: int | None = None  # last step the rollup part covers; raw points after it
+
+
+def nice_bucket(span: int, points: int) -> int:
+    """The smallest 1-2-5 x 10^k bucket that splits ``span`` steps into at most ``points``."""
+    target = max(span / max(points, 1), 1.0)
+    exp = 10 ** math.floor(math.log10(target))
+    for mult in (1, 2, 5, 10):
+        if mult * exp >= target:
+            return int(mult * exp)
+    return int(10 * exp)  # pragma: no cover - the loop always returns
+
+
+def _epoch_ms(when: Any) -> int:
+    """A time (datetime, Timestamp, ISO text, or unix seconds) as UTC epoch milliseconds; naive means UTC."""
+    if isinstance(when, (int, float)):
+        return int(when * 1000)
+    stamp = pd.Timestamp(when)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return int(stamp.value // 1_000_000)
+
+
+def _where(
+    ids: list[str],
+    name: str,
+    step_range: tuple[int | None, int | None] | None,
+    time_range: tuple[Any, Any] | None,
+    rank: int | None,
+) -> tuple[str, dict[str, Any]]:
+    bound: dict[str, Any] = {"ids": ids, "name": name}
+    clauses = ["run_id IN {ids:Array(String)}", "metric = {name:String}"]
+    if rank is not None:
+        bound["rank"] = int(rank)
+        clauses.append("rank = {rank:UInt32}")
+    lo, hi = step_range or (None, None)
+    if lo is not None:
+        bound["lo"] = int(lo)
+        clauses.append("step >= {lo:Int64}")
+    if hi is not None:
+        bound["hi"] = int(hi)
+        clauses.append("step <= {hi:Int64}")
+    t0, t1 = time_range or (None, None)
+    if t0 is not None:
+        bound["t0"] = _epoch_ms(t0)
+        clauses.append("ts >= fromUnixTimestamp64Milli({t0:Int64}, 'UTC')")
+    if t1 is not None:
+        bound["t1"] = _epoch_ms(t1)
+        clauses.append("ts <= fromUnixTimestamp64Milli({t1:Int64}, 'UTC')")
+    return " AND ".join(clauses), bound
+
+
+def plan_resolution(
+    query: Query,
+    cat: Catalog,
+    ids: list[str],
+    name: str,
+    *,
+    resolution: str | int,
+    step_range: tuple[int | None, int | None] | None,
+    time_range: tuple[Any, Any] | None,
+    points: int,
+    rank: int | None,
+) -> Plan:
+    """Decide raw or bucketed, and from which table, for this request."""
+    if resolution not in ("auto", "raw") and not (isinstance(resolution, int) and resolution >= 1):
+        raise ValueError(f"resolution must be 'auto', 'raw' or a bucket size in steps (int >= 1), not {resolution!r}")
+    where, bound = _where(ids, name, step_range, time_range, rank)
+    extent = query(
+        "SELECT min(lo) AS lo, max(hi) AS hi, max(n) AS n FROM (SELECT min(step) AS lo, max(step) AS hi, "
+        f"count() AS n FROM metric_points WHERE {where} GROUP BY run_id, rank)",
+        bound,
+    )
+    n = int(extent["n"].iloc[0]) if len(extent) and not pd.isna(extent["n"].iloc[0]) else 0
+    if n == 0:
+        return Plan(Resolution("raw", None, "metric_points", 0, None), where, bound)
+    lo, hi = int(extent["lo"].iloc[0]), int(extent["hi"].iloc[0])
+    if resolution == "raw" or (resolution == "auto" and n <= points) or resolution == 1:
+        return Plan(Resolution("raw", None, "metric_points", n, (lo, hi)), where, bound)
+    bucket = int(resolution) if isinstance(resolution, int) else nice_bucket(hi - lo + 1, points)
+    rollup = _rollup_plan(query, cat, where, bound, bucket, time_range is not None, n, (lo, hi))
+    if rollup is not None:
+        return rollup
+    return Plan(Resolution("downsample", bucket, "metric_points", n, (lo, hi)), where, {**bound, "b": bucket})
+
+
+def _rollup_plan(
+    query: Query,
+    cat: Catalog,
+    where: str,
+    bound: dict[str, Any],
+    bucket: int,
+    by_time: bool,
+    n: int,
+    span: tuple[int, int],
+) -> Plan | None:
+    """Use the coarsest rollup resolution that divides ``bucket``, if a usable rollup table exists."""
+    table = cat.find("rollups")
+    cols = cat.rollup_columns(table) if table else None
+    if table is None or cols is None or by_time:
+        return None
+    if "rank = {rank:UInt32}" in where and cols.rank is None:
+        return None
+    ids_where = "run_id IN {ids:Array(String)} AND metric = {name:String}"
+    if cols.rank is not None and "rank" in bound:
+        ids_where += f" AND {cols.rank} = {{rank:UInt32}}"
+    final = " FINAL" if cat.is_replacing(table) else ""
+    found = query(
+        f"SELECT {cols.resolution} AS r, min(covered) AS covered FROM (SELECT {cols.resolution}, run_id, "
+        f"max({cols.max_step}) AS covered FROM {table}{final} WHERE {ids_where} GROUP BY {cols.resolution}, run_id) "
+        "GROUP BY r ORDER BY r DESC",
+        bound,
+    )
+    for r, covered in zip(found["r"], found["covered"], strict=True):
+        if 1 < int(r) <= bucket and bucket % int(r) == 0:
+            until = (int(covered) + 1) // bucket * bucket - 1  # end of the last bucket the rollup completes
+            res = Resolution("rollup", bucket, table, n, span, rollup_resolution=int(r))
+            return Plan(res, where, {**bound, "b": bucket, "r": int(r), "until": until}, cols, until)
+    return None
+
+
+def read_series(query: Query, plan: Plan) -> pd.DataFrame:
+    """Run the plan: one row per point or bucket, ordered by run, rank and step."""
+    res = plan.resolution
+    if res.source == "raw":
+        frame = query(
+            "SELECT run_id, rank, step, value, value AS min, value AS max, toUInt64(1) AS count, "
+            "toUInt64(NOT isFinite(value)) AS nonfinite, value AS last, ts "
+            f"FROM metric_points WHERE {plan.where} ORDER BY run_id, rank, step",
+            plan.bound,
+        )
+    elif res.source == "downsample":
+        frame = query(_downsample_sql(plan.where) + " ORDER BY run_id, rank, step", plan.bound)
+    else:
+        frame = query(_rollup_sql(plan), plan.bound)
+    frame = frame.reindex(columns=COLUMNS) if not frame.empty else pd.DataFrame(columns=COLUMNS)
+    return frame.reset_index(drop=True)
+
+
+def _downsample_sql(where: str) -> str:
+    # Aggregates get names of their own inside: an alias equal to a column name (step, value)
+    # would be taken for that column in WHERE/GROUP BY.
+    return (
+        "SELECT run_id, rank, s_ AS step, v_ AS value, lo_ AS min, hi_ AS max, n_ AS count, "
+        "bad_ AS nonfinite, last_ AS last, ts_ AS ts FROM (SELECT run_id, rank, min(step) AS s_, "
+        "avgIf(value, isFinite(value)) AS v_, minIf(value, isFinite(value)) AS lo_, "
+        "maxIf(value, isFinite(value)) AS hi_, count() AS n_, countIf(NOT isFinite(value)) AS bad_, "
+        "argMax(value, step) AS last_, max(ts) AS ts_ "
+        f"FROM metric_points WHERE {where} GROUP BY run_id, rank, intDiv(step, {{b:Int64}}))"
+    )
+
+
+def _rollup_sql(plan: Plan) -> str:
+    """Merge rollup rows into ``B``-step buckets up to ``until``; raw points after it (a lagging rollup)."""
+    c = plan.rollup
+    assert c is not None
+    start = (
+        f"{c.bucket} * {{r:Int64}}"
+        if c.bucket_is_index
+        else (c.bucket or f"intDiv({c.min_step}, {{r:Int64}}) * {{r:Int64}}")
+    )
+    rank = c.rank or "toUInt32(0)"
+    last = f"argMax({c.last}, {c.max_step})" if c.last else "nan"
+    where = plan.where.replace("step >= {lo:Int64}", f"{c.max_step} >= {{lo:Int64}}").replace(
+        "step <= {hi:Int64}", f"{c.min_step} <= {{hi:Int64}}"
+    )
+    if c.rank and "rank = {rank:UInt32}" in where:
+        where = where.replace("rank = {rank:UInt32}", f"{c.rank} = {{rank:UInt32}}")
+    rollup = (
+        f"SELECT run_id, rank_ AS rank, s_ AS step, if(n_ > 0, sum_ / n_, nan) AS value, lo_ AS min, hi_ AS max, "
+        "n_ AS count, toUInt64(0) AS nonfinite, last_ AS last, CAST(NULL AS Nullable(DateTime64(3, 'UTC'))) AS ts "
+        f"FROM (SELECT run_id, {rank} AS rank_, min({c.min_step}) AS s_, sum({c.sum}) AS sum_, sum({c.count}) AS n_, "
+        f"min({c.min}) AS lo_, max({c.max}) AS hi_, {last} AS last_ "
+        f"FROM {plan.resolution.table} WHERE {where} AND {c.resolution} = {{r:UInt32}} "
+        f"AND {c.max_step} <= {{until:Int64}} GROUP BY run_id, rank_, intDiv({start}, {{b:Int64}}))"
+    )
+    raw = _downsample_sql(plan.where + " AND step > {until:Int64}")
+    return (
+        "SELECT run_id, rank, step, value, min, max, count, nonfinite, last, ts FROM "
+        f"({rollup} UNION ALL SELECT run_id, rank, step, value, min, max, count, nonfinite, last, "
+        f"CAST(ts AS Nullable(DateTime64(3, 'UTC'))) AS ts FROM ({raw})) ORDER BY run_id, rank, step"
+    )

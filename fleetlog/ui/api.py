@@ -1,0 +1,280 @@
+"""The dashboard's JSON API: thin handlers over :mod:`fleetlog.query`.
+
+Handlers are plain functions, so Starlette runs them in its thread pool and a slow
+query never blocks the event loop. Errors map to status codes in one place
+(:func:`_guard`): store unreachable 503, unknown run 404, bad argument 400.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+import pandas as pd
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fleetlog import query as q
+from fleetlog.config import Settings
+from fleetlog.errors import RunNotFound, StoreUnavailable
+
+__all__ = ["routes"]
+
+Handler = Callable[[Request, Settings], Any]
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf and NaT -> null, times -> ISO 8601 UTC, numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is pd.NaT or value is None:
+        return None
+    if isinstance(value, (pd.Timestamp, datetime)):
+        stamp = pd.Timestamp(value)
+        return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [_clean(r) for r in frame.to_dict("records")] if not frame.empty else []
+
+
+def _numbers(values: pd.Series) -> list[float | None]:
+    arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.where(np.isfinite(arr), arr, None).tolist()
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(_clean(content), separators=(",", ":"), allow_nan=False).encode()
+
+
+def _guard(handler: Handler, settings: Settings) -> Callable[[Request], Response]:
+    @functools.wraps(handler)
+    def endpoint(request: Request) -> Response:
+        try:
+            result = handler(request, settings)
+        except StoreUnavailable as exc:
+            return JSON({"error": str(exc)}, status_code=503)
+        except RunNotFound as exc:
+            return JSON({"error": str(exc)}, status_code=404)
+        except (ValueError, KeyError) as exc:
+            return JSON({"error": str(exc)}, status_code=400)
+        except ClickHouseError as exc:
+            return JSON({"error": str(exc)}, status_code=500)
+        return result if isinstance(result, Response) else JSON(result)
+
+    return endpoint
+
+
+def _int(request: Request, name: str, default: int | None = None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(float(raw))
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+# -- handlers -------------------------------------------------------------------------------------
+
+
+def health(request: Request, settings: Settings) -> Any:
+    try:
+        q.sql("SELECT 1", settings=settings)
+    except StoreUnavailable as exc:
+        return {"ok": False, "store": str(exc)}
+    return {"ok": True}
+
+
+def experiments(request: Request, settings: Settings) -> Any:
+    return {"experiments": _records(q.experiments(settings=settings))}
+
+
+def runs(request: Request, settings: Settings) -> Any:
+    p = request.query_params
+    where, bound = None, {}
+    if p.get("q"):
+        where = "positionCaseInsensitiveUTF8(concat(run_id, ' ', name, ' ', experiment), {_q:String}) > 0"
+        bound["_q"] = p["q"]
+    frame = q.runs(
+        experiment=p.getlist("experiment") or None,
+        status=p.getlist("status") or None,
+        where=where,
+        parameters=bound,
+        metrics=p.getlist("metric"),
+        order_by=p.get("order", "-start_time"),
+        limit=_int(request, "limit", 500),
+        settings=settings,
+    )
+    return {
+        "runs": _records(frame),
+        "params": sorted(c[7:] for c in frame.columns if c.startswith("params.")),
+        "tags": sorted(c[5:] for c in frame.columns if c.startswith("tags.")),
+    }
+
+
+def run(request: Request, settings: Settings) -> Any:
+    run_id = request.path_params["run_id"]
+    record = q.run(run_id, settings=settings)
+    record["metrics"] = _records(q.summaries([run_id], settings=settings))
+    return record
+
+
+def series(request: Request, settings: Settings) -> Any:
+    p = request.query_params
+    run_ids = p.getlist("run")
+    if not run_ids or not p.get("metric"):
+        raise ValueError("series needs run=<id> (one or more) and metric=<name>")
+    raw_res = p.get("resolution", "auto")
+    resolution: str | int = int(raw_res) if raw_res.isdigit() else raw_res
+    start, end = _int(request, "start"), _int(request, "end")
+    frame = q.metric(
+        run_ids,
+        p["metric"],
+        resolution=resolution,
+        step_range=(start, end) if start is not None or end is not None else None,
+        points=min(max(_int(request, "points", 1500) or 1500, 10), 20_000),
+        rank=_int(request, "rank"),
+        settings=settings,
+    )
+    out = []
+    for (run_id, rank), part in frame.groupby(["run_id", "rank"], sort=True):
+        out.append(
+            {
+                "run_id": run_id,
+                "rank": int(rank),
+                "step": part["step"].astype("int64").tolist(),
+                "value": _numbers(part["value"]),
+                "min": _numbers(part["min"]),
+                "max": _numbers(part["max"]),
+                "nonfinite": int(part["nonfinite"].sum()),
+            }
+        )
+    return {"metric": p["metric"], "resolution": frame.attrs["resolution"], "series": out}
+
+
+def compare(request: Request, settings: Settings) -> Any:
+    run_ids = request.query_params.getlist("run")
+    every = q.metric_names(run_ids, settings=settings)
+    chosen = request.query_params.getlist("metric") or _default_metrics(every)
+    frame = q.compare(run_ids, chosen, settings=settings)
+    return {"runs": _records(frame), "columns": list(frame.columns), "metrics": every, "chosen": chosen}
+
+
+def _default_metrics(names: list[str], count: int = 6) -> list[str]:
+    """What a comparison charts first: training/eval curves, then others; system telemetry last."""
+    first = ("train/", "eval/", "val/", "valid/", "test/")
+    weight = {
+        name: 0 if "/" not in name or name.startswith(first) else 2 if name.startswith("sys/") else 1 for name in names
+    }
+    return sorted(names, key=lambda n: (weight[n], n))[:count]
+
+
+def logs(request: Request, settings: Settings) -> Any:
+    p = request.query_params
+    frame = q.logs(
+        request.path_params["run_id"],
+        stream=p.getlist("stream") or None,
+        since=p.get("since") or None,
+        limit=_int(request, "limit", 500),
+        settings=settings,
+    )
+    return {"available": frame.attrs.get("available", False), "lines": _records(frame)}
+
+
+def alerts(request: Request, settings: Settings) -> Any:
+    frame = q.alerts(request.path_params["run_id"], settings=settings)
+    return {"available": frame.attrs.get("available", False), "alerts": _records(frame)}
+
+
+def tables(request: Request, settings: Settings) -> Any:
+    frame = q.tables(request.path_params["run_id"], settings=settings)
+    return {"available": frame.attrs.get("available", False), "tables": _records(frame)}
+
+
+def table(request: Request, settings: Settings) -> Any:
+    frame = q.tables(request.path_params["run_id"], request.path_params["name"], settings=settings)
+    if frame.empty and not len(frame.columns):
+        raise RunNotFound(f"no table {request.path_params['name']!r} in run {request.path_params['run_id']!r}")
+    return {"columns": [str(c) for c in frame.columns], "rows": [_clean(list(r)) for r in frame.head(1000).values]}
+
+
+def artifacts(request: Request, settings: Settings) -> Any:
+    frame = q.artifacts(request.path_params["run_id"], settings=settings)
+    return {"available": frame.attrs.get("available", False), "artifacts": _records(frame)}
+
+
+def artifact(request: Request, settings: Settings) -> Response:
+    """An artifact's bytes: inline ones from the store, else from the artifact store (local files only
+    under ``FLEETLOG_ARTIFACTS``; other fsspec URLs as configured)."""
+    record = q.artifact(request.path_params["run_id"], request.path_params["name"], settings=settings)
+    media = record["content_type"] or "application/octet-stream"
+    body = bytes(record["inline"]) if record["inline"] else _read_artifact(str(record["uri"]), settings)
+    return Response(body, media_type=media)
+
+
+def _read_artifact(uri: str, settings: Settings) -> bytes:
+    parts = urlsplit(uri)
+    if parts.scheme in ("", "file"):
+        root = Path(unquote(urlsplit(settings.artifacts_url).path)).resolve()
+        path = Path(unquote(parts.path)).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise RunNotFound(f"artifact file {path} is not in {root}")
+        return path.read_bytes()
+    import fsspec
+
+    with fsspec.open(uri, "rb") as f:
+        return f.read()
+
+
+def fleet(request: Request, settings: Settings) -> Any:
+    result = q.fleet(settings=settings)
+    return {name: _records(frame) for name, frame in result.items()}
+
+
+def metric_names(request: Request, settings: Settings) -> Any:
+    return {"metrics": q.metric_names(request.query_params.getlist("run"), settings=settings)}
+
+
+def routes(settings: Settings) -> list[Route]:
+    """The API's routes, bound to ``settings``."""
+    table_ = [
+        ("/api/health", health),
+        ("/api/experiments", experiments),
+        ("/api/runs", runs),
+        ("/api/runs/{run_id:path}/logs", logs),
+        ("/api/runs/{run_id:path}/alerts", alerts),
+        ("/api/runs/{run_id:path}/tables", tables),
+        ("/api/runs/{run_id:path}/table/{name:path}", table),
+        ("/api/runs/{run_id:path}/artifacts", artifacts),
+        ("/api/runs/{run_id:path}/artifact/{name:path}", artifact),
+        ("/api/runs/{run_id:path}", run),
+        ("/api/series", series),
+        ("/api/metrics", metric_names),
+        ("/api/compare", compare),
+        ("/api/fleet", fleet),
+    ]
+    return [Route(path, _guard(handler, settings), methods=["GET"]) for path, handler in table_]

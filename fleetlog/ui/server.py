@@ -1,0 +1,82 @@
+"""``fleetlog ui``: serve the dashboard with uvicorn until SIGINT/SIGTERM.
+
+While serving it keeps ``$FLEETLOG_HOME/state/ui-<pid>.json`` (its address), which
+is how ``fleetlog up`` knows it is ready and ``fleetlog status`` where it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fleetlog.config import Settings
+from fleetlog.errors import ConfigError
+
+if TYPE_CHECKING:
+    import uvicorn
+
+__all__ = ["check_binding", "is_loopback", "serve"]
+
+log = logging.getLogger("fleetlog.ui")
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address ``host`` names is a loopback one (unresolvable: False)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def check_binding(settings: Settings) -> None:
+    """Refuse to serve beyond loopback without a token: runs and their data would be open to the network."""
+    if not settings.ui_token and not is_loopback(settings.ui_host):
+        raise ConfigError(
+            f"refusing to serve the dashboard on {settings.ui_host!r} without a token: "
+            "set FLEETLOG_UI_TOKEN (or --token), or bind to 127.0.0.1"
+        )
+
+
+def serve(settings: Settings, *, log_level: str = "warning") -> None:
+    """Serve until interrupted; the state file exists exactly while the socket accepts requests."""
+    import uvicorn
+
+    from fleetlog.ui.app import create_app
+
+    check_binding(settings)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.ui_host,
+        port=settings.ui_port,
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+    )
+    state = settings.state_dir / f"ui-{os.getpid()}.json"
+    try:
+        asyncio.run(_serve(uvicorn.Server(config), settings, state))
+    finally:
+        state.unlink(missing_ok=True)
+
+
+async def _serve(server: uvicorn.Server, settings: Settings, state: Path) -> None:
+    task = asyncio.create_task(server.serve())  # uvicorn handles SIGINT/SIGTERM itself
+    while not server.started and not task.done():
+        await asyncio.sleep(0.05)
+    if server.started:
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.write_text(json.dumps({"pid": os.getpid(), "url": settings.ui_url, "started": time.time()}))
+        log.info("dashboard at %s", settings.ui_url)
+    await task

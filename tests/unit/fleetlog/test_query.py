@@ -1,0 +1,289 @@
+"""The query API against a synthetic store served over HTTP (see tests/unit/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from fleetlog.sinks.store import connect
+
+from fleetlog import query as q
+from fleetlog._series import nice_bucket
+from fleetlog.config import Settings
+from fleetlog.errors import RunNotFound, StoreUnavailable
+
+
+@pytest.fixture
+def s(query_store):
+    return query_store.settings
+
+
+def test_runs_lists_every_run_with_params_and_tags(s):
+    df = q.runs(settings=s)
+    assert set(df["run_id"]) == {"r-long", "r-short", "r-other"}
+    row = df.set_index("run_id").loc["r-long"]
+    assert row["status"] == "Completed" and row["params.lr"] == 0.1 and row["params.layers"] == 12
+    assert row["params.opt"] == "adam" and row["tags.suite"] == "unit"
+    assert df["run_id"].iloc[0] == "r-short"  # newest first by default
+    assert df.set_index("run_id").loc["r-long", "duration_seconds"] == pytest.approx(200, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"experiment": "alpha"}, {"r-long", "r-short"}),
+        ({"experiment": ["beta"]}, {"r-other"}),
+        ({"status": "Running"}, {"r-short"}),
+        ({"status": ["Completed", "Failed"]}, {"r-long", "r-other"}),
+        ({"params": {"lr": 0.1}}, {"r-long", "r-other"}),
+        ({"params": {"lr": [0.01, 0.5]}}, {"r-short"}),
+        ({"params": {"lr": 0.1, "opt": "adam"}}, {"r-long"}),
+        ({"tags": {"suite": "unit"}}, {"r-long", "r-short"}),
+        ({"tags": ["fast"]}, {"r-short"}),
+        ({"where": "error_type = {t:String}", "parameters": {"t": "ValueError"}}, {"r-other"}),
+    ],
+)
+def test_runs_filters(s, kwargs, expected):
+    assert set(q.runs(settings=s, **kwargs)["run_id"]) == expected
+
+
+def test_runs_order_limit_and_metric_summaries(s):
+    df = q.runs(metrics=["loss"], order_by="loss.min", limit=2, settings=s)
+    assert df["run_id"].tolist() == ["r-long", "r-short"]
+    long = df.iloc[0]
+    assert long["loss.min"] == pytest.approx(1 / 20.999) and long["loss.max"] == 1.0
+    assert long["loss.last"] == pytest.approx(1 / 20.999)
+    assert q.runs(order_by="run_id", settings=s)["run_id"].tolist() == ["r-long", "r-other", "r-short"]
+    with pytest.raises(ValueError, match="cannot order by"):
+        q.runs(order_by="nope; DROP TABLE runs", settings=s)
+
+
+def test_filter_values_are_bound_not_pasted(s):
+    hostile = "x' OR 1=1 --"
+    assert q.runs(experiment=hostile, settings=s).empty
+    assert q.runs(params={hostile: hostile}, settings=s).empty
+    assert q.metric("r-long", hostile, settings=s).empty
+
+
+def test_run_detail_and_unknown_run(s):
+    r = q.run("r-other", settings=s)
+    assert r["status"] == "Failed" and r["error_message"] == "bad things" and r["params"] == {"lr": 0.1}
+    assert r["end_time"] is not None and q.run("r-short", settings=s)["end_time"] is None
+    with pytest.raises(RunNotFound, match="fleetlog runs"):
+        q.run("missing", settings=s)
+
+
+def test_summaries_leave_nan_out_of_min_max_and_count_it(s):
+    df = q.summaries(["r-long"], settings=s).set_index("metric")
+    assert df.loc["loss", "count"] == 20_000 and df.loc["loss", "nonfinite"] == 1
+    assert df.loc["loss", "max"] == 1.0 and df.loc["loss", "last_step"] == 19_999
+    assert q.metric_names(["r-long", "r-other"], settings=s) == ["acc", "loss"]
+
+
+def test_experiments(s):
+    df = q.experiments(settings=s).set_index("experiment")
+    assert df.loc["alpha", "runs"] == 2 and df.loc["alpha", "running"] == 1 and df.loc["beta", "failed"] == 1
+
+
+def test_nice_bucket():
+    assert nice_bucket(20_000, 1500) == 20
+    assert nice_bucket(1000, 1500) == 1
+    assert nice_bucket(10_000_000, 1500) == 10_000
+    assert nice_bucket(3000, 1000) == 5
+
+
+def test_metric_auto_downsamples_on_the_server_without_rollups(s):
+    df = q.metric("r-long", "loss", settings=s)
+    res = df.attrs["resolution"]
+    assert res["source"] == "downsample" and res["bucket"] == 20 and res["raw_points"] == 20_000
+    assert len(df) == 1000 and df["count"].sum() == 20_000
+    assert (df["min"] <= df["value"]).all() and (df["value"] <= df["max"]).all()
+    assert df["step"].tolist() == list(range(0, 20_000, 20))
+    nan_bucket = df[df["step"] == 5000].iloc[0]
+    assert nan_bucket["nonfinite"] == 1 and np.isfinite(nan_bucket["value"])
+    assert df["value"].iloc[0] == pytest.approx(np.mean(1 / (1 + np.arange(20) / 1000)))
+
+
+def test_metric_raw_when_it_fits_and_when_asked(s):
+    small = q.metric("r-other", "loss", settings=s)
+    assert small.attrs["resolution"]["source"] == "raw" and len(small) == 50
+    zoomed = q.metric("r-long", "loss", step_range=(100, 1099), settings=s)
+    assert zoomed.attrs["resolution"]["source"] == "raw" and zoomed["step"].tolist() == list(range(100, 1100))
+    raw = q.metric("r-long", "loss", resolution="raw", step_range=(0, 9), settings=s)
+    assert raw["value"].tolist()[:2] == [1.0, pytest.approx(1 / 1.001)]
+    forced = q.metric("r-long", "loss", resolution=1000, settings=s)
+    assert forced.attrs["resolution"]["bucket"] == 1000 and len(forced) == 20
+    with pytest.raises(ValueError, match="resolution"):
+        q.metric("r-long", "loss", resolution="fine", settings=s)
+
+
+def test_metric_zoom_refines_the_bucket(s):
+    wide = q.metric("r-long", "loss", points=100, settings=s)
+    narrow = q.metric("r-long", "loss", points=100, step_range=(1000, 2999), settings=s)
+    assert wide.attrs["resolution"]["bucket"] == 200 and narrow.attrs["resolution"]["bucket"] == 20
+    assert narrow["step"].min() == 1000 and narrow["step"].max() == 2980
+
+
+def test_metric_time_range_and_ranks(s):
+    both = q.metric("r-short", "loss", settings=s)
+    assert sorted(both.groupby("rank").size().to_dict().items()) == [(0, 300), (1, 200)]
+    assert len(q.metric("r-short", "loss", rank=1, settings=s)) == 200
+    start = q.run("r-long", settings=s)["start_time"]
+    first = q.metric("r-long", "loss", time_range=(start, pd.Timestamp(start) + pd.Timedelta(seconds=1)), settings=s)
+    assert first["step"].max() <= 100 and first.attrs["resolution"]["source"] == "raw"
+
+
+def test_metric_several_runs_share_buckets(s):
+    df = q.metric(["r-long", "r-other"], "loss", points=10, settings=s)
+    assert set(df["run_id"]) == {"r-long", "r-other"}
+    assert df.attrs["resolution"]["bucket"] == 2000
+    assert df[df["run_id"] == "r-other"]["count"].tolist() == [50]
+
+
+def test_compare_keeps_differing_params(s):
+    df = q.compare(["r-long", "r-other"], ["loss"], settings=s)
+    assert df["run_id"].tolist() == ["r-long", "r-other"]
+    assert "params.lr" not in df.columns  # same value in both
+    assert "params.opt" in df.columns and "loss.last" in df.columns
+    with pytest.raises(RunNotFound):
+        q.compare(["r-long", "missing"], ["loss"], settings=s)
+
+
+def test_optional_kinds_read_their_tables_or_say_they_are_absent(s, query_store):
+    from fleetlog import _catalog
+
+    assert q.alerts(settings=s).attrs["available"] is False  # no processor table in this store
+    logs = q.logs("r-long", settings=s)
+    assert logs.empty and logs.attrs["available"] is True
+    query_store.owner.insert(
+        "run_logs",
+        [
+            ["r-long", pd.Timestamp(1e9 + i, unit="s", tz="UTC"), 0, "stdout", "INFO", "", f"line {i}", i]
+            for i in range(5)
+        ],
+        column_names=["run_id", "ts", "rank", "stream", "level", "logger", "message", "seq"],
+    )
+    got = q.logs("r-long", limit=3, settings=s)
+    assert got["message"].tolist() == ["line 2", "line 3", "line 4"]
+    assert q.logs("r-long", stream="stderr", settings=s).empty
+    after = q.logs("r-long", since=pd.Timestamp(1e9 + 3, unit="s", tz="UTC"), settings=s)
+    assert after["message"].tolist() == ["line 4"]
+    query_store.owner.command("RENAME TABLE run_logs TO run_logs_off")
+    _catalog._cache.clear()
+    try:
+        assert q.logs("r-long", settings=s).attrs["available"] is False
+    finally:
+        query_store.owner.command("RENAME TABLE run_logs_off TO run_logs")
+        _catalog._cache.clear()
+
+
+def test_tables_and_artifacts(s, query_store):
+    rows = [
+        ["r-long", "cm", "table", "", json.dumps({"k": [1, 2], "v": ["a", "b"]}), 1],
+        ["r-long", "epochs", "row", "", json.dumps({"epoch": 1, "loss": 0.5}), 2],
+        ["r-long", "epochs", "row", "", json.dumps({"epoch": 2, "loss": 0.25}), 3],
+        ["r-long", "classes", "list", "", json.dumps([3, 1, 2]), 4],
+    ]
+    stamp = pd.Timestamp.now(tz="UTC")
+    query_store.owner.insert(
+        "run_records",
+        [[*r, None, stamp] for r in rows],
+        column_names=["run_id", "name", "type", "description", "data", "idx", "step", "ts"],
+    )
+    listing = q.tables("r-long", settings=s)
+    assert listing[["name", "type", "records"]].values.tolist() == [
+        ["classes", "list", 1],
+        ["cm", "table", 1],
+        ["epochs", "row", 2],
+    ]
+    assert q.tables("r-long", "cm", settings=s).to_dict("list") == {"k": [1, 2], "v": ["a", "b"]}
+    assert q.tables("r-long", "epochs", settings=s)["loss"].tolist() == [0.5, 0.25]
+    assert q.tables("r-long", "classes", settings=s)["classes"].tolist() == [3, 1, 2]
+    query_store.owner.insert(
+        "run_artifacts",
+        [
+            ["r-long", "plot", "image", 3, "", "file:///nowhere/plot.png", "image/png", "", b"PNG", stamp],
+            ["r-long", "model.bin", "file", 9, "", "file:///nowhere/model.bin", "", "", b"", stamp],
+        ],
+        column_names=["run_id", "name", "kind", "size", "sha256", "uri", "content_type", "description", "inline", "ts"],
+    )
+    assert q.images("r-long", settings=s)["name"].tolist() == ["plot"]
+    files = q.artifacts("r-long", settings=s)
+    assert sorted(files["name"]) == ["model.bin", "plot"] and "inline" not in files.columns
+
+
+def test_rollups_are_used_when_present_and_completed_from_raw(s, query_store):
+    from fleetlog import _catalog
+
+    owner = query_store.owner
+    owner.command(
+        "CREATE TABLE IF NOT EXISTS metric_rollups (run_id String, metric String, rank UInt32, resolution UInt32, "
+        "bucket_start Int64, count UInt64, min Float64, max Float64, sum Float64, first Float64, last Float64, "
+        "min_step Int64, max_step Int64) ENGINE = MergeTree ORDER BY (run_id, metric, resolution, bucket_start)"
+    )
+    try:
+        # A rollup at 10 steps that covers only the first 15,000 steps (a processor lagging behind).
+        raw = q.metric("r-long", "loss", resolution="raw", step_range=(0, 14_999), settings=s)
+        g = raw.assign(b=raw["step"] // 10 * 10).groupby("b")  # pandas' count/min/max/sum skip the NaN
+        rows = pd.DataFrame(
+            {
+                "run_id": "r-long",
+                "metric": "loss",
+                "rank": np.uint32(0),
+                "resolution": np.uint32(10),
+                "bucket_start": g.size().index.astype(np.int64),
+                "count": g["value"].count().to_numpy().astype(np.uint64),
+                "min": g["value"].min().to_numpy(),
+                "max": g["value"].max().to_numpy(),
+                "sum": g["value"].sum().to_numpy(),
+                "first": g["value"].first().to_numpy(),
+                "last": g["value"].last().to_numpy(),
+                "min_step": g["step"].min().to_numpy(),
+                "max_step": g["step"].max().to_numpy(),
+            }
+        )
+        owner.insert_df("metric_rollups", rows)
+        _catalog._cache.clear()
+        df = q.metric("r-long", "loss", settings=s)
+        res = df.attrs["resolution"]
+        assert res["source"] == "rollup" and res["rollup_resolution"] == 10 and res["bucket"] == 20
+        assert res["table"] == "metric_rollups"
+        assert len(df) == 1000 and df["step"].tolist() == list(range(0, 20_000, 20))
+        # Same numbers as downsampling raw points (the NaN bucket aside, which the rollup had without NaN).
+        owner.command("RENAME TABLE metric_rollups TO metric_rollups_off")
+        _catalog._cache.clear()
+        ref = q.metric("r-long", "loss", settings=s)
+        assert ref.attrs["resolution"]["source"] == "downsample"
+        assert np.allclose(df["min"], ref["min"]) and np.allclose(df["max"], ref["max"])
+        assert np.allclose(df["value"], ref["value"]) and df["count"].sum() == ref["count"].sum() - 1
+        owner.command("RENAME TABLE metric_rollups_off TO metric_rollups")
+    finally:
+        owner.command("DROP TABLE IF EXISTS metric_rollups")
+        owner.command("DROP TABLE IF EXISTS metric_rollups_off")
+        _catalog._cache.clear()
+
+
+def test_fleet_finds_running_runs_and_stragglers(s):
+    f = q.fleet(settings=s)
+    assert f["active"]["run_id"].tolist() == ["r-short"]
+    assert f["lost"].empty
+    st = f["stragglers"]
+    assert st[["run_id", "rank", "step", "lead_step"]].values.tolist() == [["r-short", 1, 199, 299]]
+    assert f["throughput"]["points_per_second"].sum() > 0
+    lost = q.fleet(lost_after_seconds=-1, settings=s)["lost"]
+    assert lost["run_id"].tolist() == ["r-short"]
+
+
+def test_sql_binds_parameters(s):
+    df = q.sql("SELECT count() AS n FROM metric_points WHERE run_id = {r:String}", {"r": "r-other"}, settings=s)
+    assert df["n"].iloc[0] == 50
+
+
+def test_store_not_running_says_how_to_start_it(tmp_path):
+    dead = Settings(home=tmp_path, http_port=1)
+    with pytest.raises(StoreUnavailable, match="fleetlog up"):
+        q.runs(settings=dead)
+    with pytest.raises(StoreUnavailable):
+        connect("http://127.0.0.1:1")
