@@ -52,6 +52,7 @@ class RollupColumns:
     max_step: str
     last: str | None
     rank: str | None
+    nonfinite: str | None = None  # when present, ``count`` includes NaN/inf and ``sum`` does not
 
 
 def _pick(columns: Mapping[str, str], *names: str) -> str | None:
@@ -97,8 +98,9 @@ class Catalog:
             "min": _pick(cols, "min", "min_value", "vmin", "value_min"),
             "max": _pick(cols, "max", "max_value", "vmax", "value_max"),
             "sum": _pick(cols, "sum", "sum_value", "value_sum"),
-            "min_step": _pick(cols, "min_step", "first_step", "step_min"),
-            "max_step": _pick(cols, "max_step", "last_step", "step_max"),
+            # the bucket's step span (min_step/max_step may instead name where the extremes were)
+            "min_step": _pick(cols, "first_step", "step_min", "min_step"),
+            "max_step": _pick(cols, "last_step", "step_max", "max_step"),
         }
         if None in names.values() or not {"run_id", "metric"} <= set(cols):
             return None
@@ -108,6 +110,7 @@ class Catalog:
             bucket_is_index=start is None and index is not None,
             last=_pick(cols, "last", "last_value", "value_last"),
             rank=_pick(cols, "rank"),
+            nonfinite=_pick(cols, "nonfinite", "nan_count"),
         )
 
 

@@ -52,6 +52,7 @@ class Plan:
     bound: Mapping[str, Any] = field(default_factory=dict)
     rollup: RollupColumns | None = None
     rollup_until: int | None = None  # last step the rollup part covers; raw points after it
+    rollup_final: bool = False  # the rollup table replaces rows (read it with FINAL)
 
 
 def nice_bucket(span: int, points: int) -> int:
@@ -167,7 +168,8 @@ def _rollup_plan(
         if 1 < int(r) <= bucket and bucket % int(r) == 0:
             until = (int(covered) + 1) // bucket * bucket - 1  # end of the last bucket the rollup completes
             res = Resolution("rollup", bucket, table, n, span, rollup_resolution=int(r))
-            return Plan(res, where, {**bound, "b": bucket, "r": int(r), "until": until}, cols, until)
+            bound = {**bound, "b": bucket, "r": int(r), "until": until}
+            return Plan(res, where, bound, cols, until, rollup_final=bool(final))
     return None
 
 
@@ -213,17 +215,19 @@ def _rollup_sql(plan: Plan) -> str:
     )
     rank = c.rank or "toUInt32(0)"
     last = f"argMax({c.last}, {c.max_step})" if c.last else "nan"
+    bad = f"sum({c.nonfinite})" if c.nonfinite else "toUInt64(0)"
     where = plan.where.replace("step >= {lo:Int64}", f"{c.max_step} >= {{lo:Int64}}").replace(
         "step <= {hi:Int64}", f"{c.min_step} <= {{hi:Int64}}"
     )
     if c.rank and "rank = {rank:UInt32}" in where:
         where = where.replace("rank = {rank:UInt32}", f"{c.rank} = {{rank:UInt32}}")
+    final = " FINAL" if plan.rollup_final else ""
     rollup = (
-        f"SELECT run_id, rank_ AS rank, s_ AS step, if(n_ > 0, sum_ / n_, nan) AS value, lo_ AS min, hi_ AS max, "
-        "n_ AS count, toUInt64(0) AS nonfinite, last_ AS last, CAST(NULL AS Nullable(DateTime64(3, 'UTC'))) AS ts "
+        "SELECT run_id, rank_ AS rank, s_ AS step, if(n_ > bad_, sum_ / (n_ - bad_), nan) AS value, lo_ AS min, "
+        "hi_ AS max, n_ AS count, bad_ AS nonfinite, last_ AS last, CAST(NULL AS Nullable(DateTime64(3, 'UTC'))) AS ts "
         f"FROM (SELECT run_id, {rank} AS rank_, min({c.min_step}) AS s_, sum({c.sum}) AS sum_, sum({c.count}) AS n_, "
-        f"min({c.min}) AS lo_, max({c.max}) AS hi_, {last} AS last_ "
-        f"FROM {plan.resolution.table} WHERE {where} AND {c.resolution} = {{r:UInt32}} "
+        f"{bad} AS bad_, min({c.min}) AS lo_, max({c.max}) AS hi_, {last} AS last_ "
+        f"FROM {plan.resolution.table}{final} WHERE {where} AND {c.resolution} = {{r:UInt32}} "
         f"AND {c.max_step} <= {{until:Int64}} GROUP BY run_id, rank_, intDiv({start}, {{b:Int64}}))"
     )
     raw = _downsample_sql(plan.where + " AND step > {until:Int64}")

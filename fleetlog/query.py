@@ -641,7 +641,9 @@ def fleet(
     throughput = _df(
         settings,
         "SELECT toStartOfInterval(ts, INTERVAL 5 SECOND) AS time, count() / 5 AS points_per_second "
-        "FROM metric_points WHERE ts >= now64(3) - INTERVAL 10 MINUTE GROUP BY time ORDER BY time",
+        "FROM metric_points WHERE ts >= now64(3) - INTERVAL 10 MINUTE GROUP BY time ORDER BY time WITH FILL "
+        "FROM toStartOfInterval(toDateTime(now(), 'UTC') - INTERVAL 10 MINUTE, INTERVAL 5 SECOND) "
+        "TO toDateTime(now(), 'UTC') STEP 5",
     )
     ranks = _df(
         settings,

@@ -93,6 +93,18 @@ class Run:
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, experiment={self.experiment!r}, status={self.status!r})"
 
+    def _repr_html_(self) -> str:
+        """Jupyter: status, params and key metrics with sparklines (read from the store)."""
+        from fleetlog.ui.notebook import run_html
+
+        return run_html(self)
+
+    def show(self, refresh_seconds: float = 2.0) -> None:
+        """Jupyter: display this run and keep the view updated while it runs."""
+        from fleetlog.ui.notebook import show
+
+        show(self, refresh_seconds=refresh_seconds)
+
     # -- metrics: the hot path ---------------------------------------------------------
     def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
         """Log one scalar; repeated calls build a series, steps counting up per metric.

@@ -185,12 +185,10 @@ def compare(request: Request, settings: Settings) -> Any:
 
 
 def _default_metrics(names: list[str], count: int = 6) -> list[str]:
-    """What a comparison charts first: training/eval curves, then others; system telemetry last."""
+    """What a comparison charts first: training/eval curves, then others; telemetry only if nothing else."""
     first = ("train/", "eval/", "val/", "valid/", "test/")
-    weight = {
-        name: 0 if "/" not in name or name.startswith(first) else 2 if name.startswith("sys/") else 1 for name in names
-    }
-    return sorted(names, key=lambda n: (weight[n], n))[:count]
+    picked = sorted((n for n in names if not n.startswith("sys/")), key=lambda n: (not n.startswith(first), n))
+    return (picked or sorted(names))[:count]
 
 
 def logs(request: Request, settings: Settings) -> Any:

@@ -4,7 +4,7 @@
 // resolution, a double click goes back to the whole series.
 import uPlot from "uplot";
 import { api } from "./api.js";
-import { h, fmtNum } from "./dom.js";
+import { h, fmtAxis, fmtNum } from "./dom.js";
 
 export const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
 
@@ -122,7 +122,7 @@ export class MetricChart {
       height: this.height,
       legend: { show: false },
       scales: { x: { time: false } },
-      axes: [{ label: "step", size: 36 }, { size: 64, values: (u, ticks) => ticks.map(fmtNum) }],
+      axes: [{ label: "step", size: 36 }, { size: 64, values: (u, ticks) => ticks.map(fmtAxis) }],
       cursor: { drag: { x: true, y: false }, bind: { dblclick: () => null } },
       series: lines,
       bands,
@@ -161,7 +161,7 @@ export function timeChart(container, label, height = 180) {
       height,
       legend: { show: false },
       series: [{}, { label, stroke: COLORS[0], width: 1.5, fill: `${COLORS[0]}1a`, points: { show: false } }],
-      axes: [{}, { size: 64, values: (u, ticks) => ticks.map(fmtNum) }],
+      axes: [{}, { size: 64, values: (u, ticks) => ticks.map(fmtAxis) }],
     },
     [[], []],
     container,

@@ -37,6 +37,19 @@ export function fmtNum(v) {
   return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(3) : v.toPrecision(4).replace(/\.?0+$/, "");
 }
 
+// Axis ticks: short enough for a 64px gutter (1.2k, 3.4M, 5e-4).
+export function fmtAxis(v) {
+  if (v === null || v === undefined) return "";
+  const a = Math.abs(v);
+  if (a === 0) return "0";
+  if (a >= 1e4) {
+    const [d, u] = a >= 1e12 ? [1e12, "T"] : a >= 1e9 ? [1e9, "G"] : a >= 1e6 ? [1e6, "M"] : [1e3, "k"];
+    return `${+(v / d).toPrecision(3)}${u}`;
+  }
+  if (a < 1e-2) return v.toExponential(1).replace(".0e", "e");
+  return String(+v.toPrecision(3));
+}
+
 export function statusBadge(status) {
   return h("span", { className: `status status-${(status || "").toLowerCase()}` }, status || "?");
 }
