@@ -14,7 +14,10 @@ from fleetlog.errors import (
     StoreError,
     StoreUnavailable,
 )
-from fleetlog.producers import Experiment, Run, RunStatus
+from fleetlog.producers import RunStatus
+from fleetlog.producers._logs import LoggingHandler
+from fleetlog.runs import Experiment, Run
+from fleetlog.script_run import RunFailed, ScriptRunConfig
 
 __version__ = "0.1.0"
 
@@ -23,9 +26,12 @@ __all__ = [
     "Experiment",
     "FleetlogError",
     "InvalidEvent",
+    "LoggingHandler",
     "Run",
+    "RunFailed",
     "RunNotFound",
     "RunStatus",
+    "ScriptRunConfig",
     "Settings",
     "StoreError",
     "StoreUnavailable",

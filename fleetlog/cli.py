@@ -78,6 +78,18 @@ def sink(
 
 
 @app.command()
+def processor(
+    home: HomeOpt = None,
+    kafka: KafkaOpt = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Run a stream-processor worker in the foreground (rollups, summaries, alerts; Faust)."""
+    from fleetlog.processors.service import run_processor
+
+    run_processor(_settings(home=home, kafka_bootstrap=kafka), loglevel=log_level.upper())
+
+
+@app.command()
 def up(home: HomeOpt = None, kafka: KafkaOpt = None) -> None:
     """Start the local stack in the background: broker and sink."""
     stack = _stack(home, kafka)
@@ -124,6 +136,46 @@ def status(
         table.add_row(name, c["state"], str(c["pid"] or ""), str(c["address"] or ""))
     console.print(table)
     console.print(f"store: {report['clickhouse']}  topics: {', '.join(report['topics'])}  lag: {report.get('lag')}")
+
+
+@app.command()
+def sync(
+    path: Annotated[Optional[str], typer.Argument(help="a spool directory (default: $FLEETLOG_HOME/spool)")] = None,  # noqa: UP045
+    kafka: KafkaOpt = None,
+) -> None:
+    """Send spooled messages (offline runs, Kafka outages) to Kafka; repeats are dropped by the sink."""
+    from pathlib import Path
+
+    from fleetlog.producers.sync import sync_spool
+
+    settings = _settings(kafka_bootstrap=kafka)
+    report = asyncio.run(sync_spool(settings, Path(path) if path else None))
+    console.print(
+        f"synced {report.sessions} spool(s): {report.messages:,} messages, {report.points:,} points"
+        + (f"; {report.skipped_busy} skipped (owned by a running process)" if report.skipped_busy else "")
+    )
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def submit(
+    ctx: typer.Context,
+    script: Annotated[str, typer.Argument(help="the training script; arguments after `--` go to it")],
+    experiment: Annotated[Optional[str], typer.Option(help="experiment name (default: script name)")] = None,  # noqa: UP045
+    source_directory: Annotated[str, typer.Option(help="working directory of the script")] = ".",
+) -> None:
+    """Run a script as a fleetlog run, streaming its output (ScriptRunConfig + submit)."""
+    from pathlib import Path
+
+    import fleetlog
+
+    config = fleetlog.ScriptRunConfig(source_directory=source_directory, script=script, arguments=list(ctx.args))
+    exp = fleetlog.Experiment(experiment or Path(script).stem)
+    run = exp.submit(config, show_output=True)
+    console.print(f"[bold]run {run.id}[/] submitted")
+    details = run.wait_for_completion(show_output=True, raise_on_error=False)
+    exp.close()
+    console.print(f"run {run.id}: {details['status']} (exit code {details['exitCode']})")
+    raise typer.Exit(0 if details["exitCode"] == 0 else 1)
 
 
 @app.command()

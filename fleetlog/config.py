@@ -48,11 +48,38 @@ class Settings:
     max_message_bytes: int = 900_000
     sink_batch_rows: int = 200_000
     sink_batch_seconds: float = 1.0
+    spool_max_bytes: int = 1 << 30
+    heartbeat_interval_seconds: float = 5.0
+    telemetry_interval_seconds: float = 10.0
+    artifacts_url: str = ""
+    inline_max_bytes: int = 256 << 10
+    outputs_dir: str = "./outputs"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ssl_cafile: str = ""
+    rollup_resolutions: str = "10,100,1000,10000"
+    rollup_retained_buckets: int = 2
+    lost_run_timeout_seconds: float = 120.0
+    rank_timeout_seconds: float = 30.0
+    straggler_factor: float = 1.5
+    straggler_patience: int = 3
+    spike_factor: float = 3.0
+    spike_window_points: int = 20
+    spike_metrics: str = "loss"
+    gpu_metrics: str = r"gpu\d*[_./]?util"
+    fleet_windows: str = "10,60"
+    processor_batch_records: int = 64
+    processor_batch_seconds: float = 0.5
+    processor_state_retention_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
         if not self.clickhouse_url:
             object.__setattr__(self, "clickhouse_url", f"chdb://{self.home / 'store'}")
+        if not self.artifacts_url:
+            object.__setattr__(self, "artifacts_url", (self.home / "artifacts").as_uri())
         if self.mode not in ("online", "offline"):
             raise ValueError(f"FLEETLOG_MODE must be 'online' or 'offline', not {self.mode!r}")
         if self.flush_interval_seconds <= 0 or self.sink_batch_seconds <= 0:
@@ -92,6 +119,11 @@ class Settings:
         return f"{self.topic_prefix}.dead-letters"
 
     @property
+    def derived_topic(self) -> str:
+        """Rows the stream processors derive (rollups, summaries, alerts...), for the sink."""
+        return f"{self.topic_prefix}.derived"
+
+    @property
     def state_dir(self) -> Path:
         return self.home / "state"
 
@@ -110,6 +142,35 @@ class Settings:
     @property
     def ui_url(self) -> str:
         return f"http://{self.ui_host}:{self.ui_port}"
+
+    def kafka_security(self) -> dict[str, Any]:
+        """aiokafka keyword arguments for TLS and SASL (nothing for the plaintext default)."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return {}
+        kwargs: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if "SSL" in self.kafka_security_protocol:
+            from aiokafka.helpers import create_ssl_context
+
+            kwargs["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_cafile or None)
+        if "SASL" in self.kafka_security_protocol:
+            kwargs.update(
+                sasl_mechanism=self.kafka_sasl_mechanism or "SCRAM-SHA-512",
+                sasl_plain_username=self.kafka_sasl_username,
+                sasl_plain_password=self.kafka_sasl_password,
+            )
+        return kwargs
+
+    def __repr__(self) -> str:
+        """Never shows secrets: passwords in URLs and the SASL/endpoint passwords are masked."""
+        fields = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("password") and value:
+                value = "***"
+            elif isinstance(value, str) and "://" in value:
+                value = mask_url(value)
+            fields.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(fields)})"
 
 
 # setting name -> (environment variable, one line for the README's table)
@@ -135,6 +196,34 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "max_message_bytes": ("FLEETLOG_MAX_MESSAGE_BYTES", "largest Kafka message the SDK produces (900000)"),
     "sink_batch_rows": ("FLEETLOG_SINK_BATCH_ROWS", "rows per ClickHouse insert (200000)"),
     "sink_batch_seconds": ("FLEETLOG_SINK_BATCH_SECONDS", "longest a row waits before insert (1.0)"),
+    "spool_max_bytes": ("FLEETLOG_SPOOL_MAX_BYTES", "disk the SDK may spool to while Kafka is away (1 GiB)"),
+    "heartbeat_interval_seconds": ("FLEETLOG_HEARTBEAT_INTERVAL", "seconds between run heartbeats (5)"),
+    "telemetry_interval_seconds": ("FLEETLOG_TELEMETRY_INTERVAL", "seconds between sys/ samples; 0 turns off (10)"),
+    "artifacts_url": ("FLEETLOG_ARTIFACTS", "where uploaded files go: a directory URL or any fsspec URL (s3://...)"),
+    "inline_max_bytes": ("FLEETLOG_INLINE_MAX_BYTES", "images up to this size also travel inline (262144)"),
+    "outputs_dir": ("FLEETLOG_OUTPUTS_DIR", "uploaded when a run completes ('./outputs'; empty turns off)"),
+    "kafka_security_protocol": ("FLEETLOG_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
+    "kafka_sasl_mechanism": ("FLEETLOG_KAFKA_SASL_MECHANISM", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+    "kafka_sasl_username": ("FLEETLOG_KAFKA_SASL_USERNAME", "SASL user"),
+    "kafka_sasl_password": ("FLEETLOG_KAFKA_SASL_PASSWORD", "SASL password (never logged)"),
+    "kafka_ssl_cafile": ("FLEETLOG_KAFKA_SSL_CAFILE", "CA certificate that signed the brokers' certificates"),
+    "rollup_resolutions": ("FLEETLOG_ROLLUP_RESOLUTIONS", "steps per rollup bucket, comma separated (10,100,1000,10000)"),
+    "rollup_retained_buckets": ("FLEETLOG_ROLLUP_RETAINED_BUCKETS", "closed buckets kept for late points (2)"),
+    "lost_run_timeout_seconds": ("FLEETLOG_LOST_RUN_TIMEOUT", "seconds without heartbeat or data before Lost (120)"),
+    "rank_timeout_seconds": ("FLEETLOG_RANK_TIMEOUT", "seconds a step waits for every rank's value (30)"),
+    "straggler_factor": ("FLEETLOG_STRAGGLER_FACTOR", "step time over the ranks' median that is slow (1.5)"),
+    "straggler_patience": ("FLEETLOG_STRAGGLER_PATIENCE", "slow batches in a row before a straggler alert (3)"),
+    "spike_factor": ("FLEETLOG_SPIKE_FACTOR", "a spike is a value above this times the rolling median (3)"),
+    "spike_window_points": ("FLEETLOG_SPIKE_WINDOW", "points in the spike detector's rolling median (20)"),
+    "spike_metrics": ("FLEETLOG_SPIKE_METRICS", "regex of metric names watched for spikes (loss)"),
+    "gpu_metrics": ("FLEETLOG_GPU_METRICS", "regex of metric names averaged as GPU utilisation (gpu\\d*[_./]?util)"),
+    "fleet_windows": ("FLEETLOG_FLEET_WINDOWS", "fleet window lengths in seconds, comma separated (10,60)"),
+    "processor_batch_records": ("FLEETLOG_PROCESSOR_BATCH_RECORDS", "Kafka records per processor batch (64)"),
+    "processor_batch_seconds": ("FLEETLOG_PROCESSOR_BATCH_SECONDS", "longest a processor batch waits to fill (0.5)"),
+    "processor_state_retention_seconds": (
+        "FLEETLOG_PROCESSOR_STATE_RETENTION",
+        "seconds a finished run's state is kept for late data (3600)",
+    ),
 }
 
 

@@ -41,6 +41,12 @@ EVENT_KINDS: dict[str, str] = {
     "run": "a full snapshot of a run's record: name, status, times, error",
     "params": "a mapping of parameter name to value",
     "tags": "a mapping of tag name to value",
+    "untag": "{'keys': [tag names]} removed from a run",
+    "properties": "a mapping of property name to value; properties never change once set",
+    "heartbeat": "{'time': unix seconds}: the run's process is alive",
+    "record": "one logged list, table row, table or structured payload: {'name', 'type', 'description', 'data'}",
+    "artifact": "a file or image's metadata: {'name', 'kind', 'size', 'sha256', 'uri', 'content_type', 'inline'}",
+    "logs": "captured lines as columns: {'ts': [ms], 'stream', 'level', 'logger', 'message': [str]}",
     "rows": "derived rows for one table, as columns: {'table': name, 'columns': {column: [values]}}",
 }
 

@@ -19,7 +19,7 @@ __all__ = ["run_demo"]
 
 def _landed(settings: Settings, run_ids: list[str]) -> int:
     df = query.sql(
-        "SELECT count() AS n FROM metric_points WHERE run_id IN {ids:Array(String)}",
+        "SELECT count() AS n FROM metric_points WHERE run_id IN {ids:Array(String)} AND NOT startsWith(metric, 'sys/')",
         {"ids": run_ids},
         settings=settings,
     )

@@ -1,6 +1,13 @@
 """The SDK a training script runs: ``Experiment``, ``Run``, the buffer and the Kafka sender."""
 
+import logging
+
 from fleetlog.producers.experiment import Experiment
 from fleetlog.producers.run import Run, RunStatus
 
 __all__ = ["Experiment", "Run", "RunStatus"]
+
+# A library never prints on its own: without logging configured, the SDK's and
+# aiokafka's records go nowhere (``logging.basicConfig()`` shows them).
+for _name in ("fleetlog", "aiokafka"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())

@@ -118,6 +118,12 @@ class MetricBuffer:
             )
             self._wake()
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: a fresh lock (the parent's may have been held) and no parent points."""
+        self._lock = threading.Lock()
+        self._warned = False
+        self._reset()
+
     def drain(self) -> DrainedPoints | None:
         """Take everything buffered; the columns become numpy arrays without copying."""
         with self._lock:

@@ -5,24 +5,29 @@ indices of an Arrow dictionary column (``LowCardinality`` on the ClickHouse
 side), so no per-point Python object is ever created.  A record that cannot be
 decoded or validated becomes a ``dead_letters`` row with the reason; it never
 stops the batch.
+
+Repeats are dropped by sequence number: every producer stream numbers its
+messages per topic, and ``high_water`` says the highest number that already
+landed, so a replayed spool or a retried send cannot duplicate anything.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from fleetlog.sinks._event_rows import MAX_TEXT, ROW_BUILDERS, TIME_COLUMNS
 from fleetlog.sinks.schema import DERIVED_TABLES
 
 from fleetlog.events import Envelope, InvalidEvent, decode
 
-__all__ = ["Record", "TableBuilder"]
+__all__ = ["Record", "StreamKey", "TableBuilder"]
 
-_MAX_TEXT = 1 << 20
+StreamKey = tuple[str, str, str]  # (producer session, run id, topic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,19 +88,36 @@ class _Points:
 class TableBuilder:
     """Accumulates records of one batch into per-table column tables."""
 
-    def __init__(self) -> None:
+    def __init__(self, high_water: Callable[[set[StreamKey]], dict[StreamKey, int]] | None = None) -> None:
         self._points = _Points()
-        self._rows: dict[str, list[dict[str, Any]]] = {"runs": [], "run_params": [], "run_tags": [], "dead_letters": []}
+        self._rows: dict[str, list[dict[str, Any]]] = {}
         self._derived: dict[str, list[pa.Table]] = {}
+        self._high_water = high_water or (lambda keys: {})
+        self.landed: dict[StreamKey, int] = {}
         self.records = 0
+        self.duplicates = 0
 
     def add(self, records: Iterable[Record]) -> None:
+        decoded: list[tuple[Record, Envelope]] = []
         for rec in records:
             self.records += 1
             try:
                 env = decode(rec.value)
                 if rec.key is not None and rec.key != env.key:
                     raise InvalidEvent(f"message key {rec.key[:100]!r} does not match run id {env.run_id[:100]!r}")
+                decoded.append((rec, env))
+            except InvalidEvent as exc:
+                self.dead(rec, exc.reason)
+        unknown = {(env.session, env.run_id, rec.topic) for rec, env in decoded if env.session} - self.landed.keys()
+        known = self._high_water(unknown) if unknown else {}
+        for rec, env in decoded:
+            if env.session:
+                key = (env.session, env.run_id, rec.topic)
+                if env.seq <= self.landed.get(key, known.get(key, -1)):
+                    self.duplicates += 1
+                    continue
+                self.landed[key] = env.seq
+            try:
                 self._add(env)
             except InvalidEvent as exc:
                 self.dead(rec, exc.reason)
@@ -103,8 +125,6 @@ class TableBuilder:
     def _add(self, env: Envelope) -> None:
         if env.kind == "metrics":
             self._points.add(env)
-        elif env.kind == "run":
-            self._rows["runs"].append(_run_row(env))
         elif env.kind == "rows":
             table = env.body["table"]
             if table not in DERIVED_TABLES:
@@ -114,11 +134,11 @@ class TableBuilder:
             except (pa.ArrowException, TypeError, ValueError) as exc:
                 raise InvalidEvent(f"rows for {table!r} are not columns: {exc}") from None
         else:
-            table = "run_params" if env.kind == "params" else "run_tags"
-            self._rows[table].extend(_key_value_rows(env))
+            table, rows = ROW_BUILDERS[env.kind](env)
+            self._rows.setdefault(table, []).extend(rows)
 
     def dead(self, rec: Record, reason: str) -> None:
-        self._rows["dead_letters"].append(
+        self._rows.setdefault("dead_letters", []).append(
             {
                 "received_at": time.time(),
                 "stage": "sink",
@@ -127,7 +147,7 @@ class TableBuilder:
                 "offset": rec.offset,
                 "key": (rec.key or b"")[:1024].decode("utf-8", "replace"),
                 "reason": reason[:4096],
-                "payload": rec.value[:_MAX_TEXT].decode("latin-1"),
+                "payload": rec.value[:MAX_TEXT].decode("latin-1"),
             }
         )
 
@@ -136,88 +156,31 @@ class TableBuilder:
         return self._points.count
 
     def tables(self) -> dict[str, pa.Table]:
-        """The non-empty tables, ready for ``insert_arrow``."""
+        """The non-empty tables, ready for ``insert_arrow``; stream progress last."""
         out: dict[str, pa.Table] = {}
         if self._points.count:
             out["metric_points"] = self._points.table()
         for name, rows in self._rows.items():
-            if rows:
-                out[name] = _rows_table(name, rows)
+            out[name] = _rows_table(rows)
         for name, parts in self._derived.items():
             out[name] = pa.concat_tables(parts, promote_options="permissive")
+        if self.landed:
+            now = time.time()
+            out["producer_streams"] = _rows_table(
+                [
+                    {"session": s, "run_id": r, "topic": t, "max_seq": seq, "updated_at": now}
+                    for (s, r, t), seq in self.landed.items()
+                ]
+            )
         return out
 
 
-def _text(body: dict[str, Any], key: str) -> str:
-    value = body.get(key, "")
-    if not isinstance(value, str):
-        raise InvalidEvent(f"run field {key!r} must be a string")
-    return value[:_MAX_TEXT]
-
-
-def _seconds(body: dict[str, Any], key: str) -> float:
-    value = body.get(key, 0.0)
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1e11:
-        raise InvalidEvent(f"run field {key!r} must be a unix time in seconds")
-    return float(value)
-
-
-def _run_row(env: Envelope) -> dict[str, Any]:
-    body = env.body
-    error = body.get("error") or {}
-    if not isinstance(error, dict):
-        raise InvalidEvent("run field 'error' must be a map")
-    end = _seconds(body, "end")
-    return {
-        "run_id": env.run_id,
-        "project": env.project,
-        "experiment": env.experiment,
-        "name": _text(body, "name"),
-        "parent_run_id": _text(body, "parent"),
-        "status": _text(body, "status"),
-        "start_time": _seconds(body, "start"),
-        "end_time": end or None,
-        "error_type": _text(error, "type"),
-        "error_message": _text(error, "message"),
-        "error_traceback": _text(error, "traceback"),
-        "host": env.source.host,
-        "pid": env.source.pid,
-        "rank": env.source.rank,
-        "world_size": env.source.world_size,
-        "updated_at": env.sent_at,
-    }
-
-
-def _key_value_rows(env: Envelope) -> list[dict[str, Any]]:
-    rows = []
-    for key, value in env.body.items():
-        if not isinstance(key, str) or not key:
-            raise InvalidEvent(f"{env.kind} keys must be non-empty strings")
-        kind = "null" if value is None else type(value).__name__
-        if kind not in ("null", "str", "int", "float", "bool"):
-            raise InvalidEvent(f"{env.kind} value for {key[:100]!r} has unsupported type {kind}")
-        text = "" if value is None else (str(value).lower() if kind == "bool" else str(value))
-        rows.append(
-            {
-                "run_id": env.run_id,
-                "key": key[:_MAX_TEXT],
-                "value": text[:_MAX_TEXT],
-                "value_type": kind,
-                "updated_at": env.sent_at,
-            }
-        )
-    return rows
-
-
-_TIMES = {"received_at", "start_time", "end_time", "updated_at"}
-
-
-def _rows_table(name: str, rows: list[dict[str, Any]]) -> pa.Table:
+def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
     columns: dict[str, pa.Array] = {}
     for col in rows[0]:
         values = [r[col] for r in rows]
-        if col in _TIMES:
-            unit = "us" if col == "updated_at" else "ms"
+        unit = TIME_COLUMNS.get(col)
+        if unit is not None:
             scale = 1e6 if unit == "us" else 1e3
             ticks = [None if v is None else int(v * scale) for v in values]
             columns[col] = pa.array(ticks, pa.int64()).cast(pa.timestamp(unit))

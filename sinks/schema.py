@@ -113,6 +113,86 @@ ORDER BY (topic, partition, first_offset)
 TTL toDateTime(created_at) + INTERVAL 30 DAY
 """
 
+_RECORDS = f"""
+CREATE TABLE IF NOT EXISTS run_records
+(
+    run_id String,
+    name String,
+    type LowCardinality(String),
+    description String,
+    data String CODEC(ZSTD(3)),
+    idx UInt64,
+    step Nullable(Int64),
+    ts DateTime64(3, 'UTC')
+)
+ENGINE = {{engine:MergeTree}}
+ORDER BY (run_id, name, idx)
+SETTINGS {DEDUP}
+"""
+
+_ARTIFACTS = f"""
+CREATE TABLE IF NOT EXISTS run_artifacts
+(
+    run_id String,
+    name String,
+    kind LowCardinality(String),
+    size UInt64,
+    sha256 String,
+    uri String,
+    content_type LowCardinality(String),
+    description String,
+    inline String CODEC(ZSTD(1)),
+    ts DateTime64(3, 'UTC')
+)
+ENGINE = {{engine:ReplacingMergeTree(ts)}}
+ORDER BY (run_id, name)
+SETTINGS {DEDUP}
+"""
+
+_LOGS = f"""
+CREATE TABLE IF NOT EXISTS run_logs
+(
+    run_id String,
+    ts DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    rank UInt32,
+    stream LowCardinality(String),
+    level LowCardinality(String),
+    logger LowCardinality(String),
+    message String CODEC(ZSTD(3)),
+    seq UInt64
+)
+ENGINE = {{engine:MergeTree}}
+ORDER BY (run_id, ts, rank, seq)
+SETTINGS {DEDUP}
+"""
+
+_HEARTBEATS = """
+CREATE TABLE IF NOT EXISTS run_heartbeats
+(
+    run_id String,
+    rank UInt32,
+    host LowCardinality(String),
+    pid UInt32,
+    ts DateTime64(3, 'UTC')
+)
+ENGINE = {engine:ReplacingMergeTree(ts)}
+ORDER BY (run_id, rank)
+"""
+
+# Highest sequence number landed per producer stream: a replayed spool's repeats are dropped.
+_STREAMS = """
+CREATE TABLE IF NOT EXISTS producer_streams
+(
+    session String,
+    run_id String,
+    topic LowCardinality(String),
+    max_seq UInt64,
+    updated_at DateTime64(3, 'UTC')
+)
+ENGINE = {engine:ReplacingMergeTree(max_seq)}
+ORDER BY (session, run_id, topic)
+"""
+
 CORE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -126,11 +206,37 @@ CORE_MIGRATIONS: tuple[Migration, ...] = (
             _SINK_BATCHES,
         ),
     ),
+    Migration(
+        2,
+        "run API: descriptions, records, artifacts, logs, properties, heartbeats, producer streams",
+        (
+            "ALTER TABLE runs ADD COLUMN IF NOT EXISTS description String AFTER name",
+            _RECORDS,
+            _ARTIFACTS,
+            _LOGS,
+            _KEY_VALUE.format(table="run_properties", dedup=DEDUP),
+            _HEARTBEATS,
+            _STREAMS,
+        ),
+    ),
 )
 
 MIGRATIONS: tuple[Migration, ...] = tuple(sorted(CORE_MIGRATIONS + DERIVED_MIGRATIONS, key=lambda m: m.version))
 
-TABLES = ("metric_points", "runs", "run_params", "run_tags", "dead_letters", "sink_batches")
+TABLES = (
+    "metric_points",
+    "runs",
+    "run_params",
+    "run_tags",
+    "run_properties",
+    "run_records",
+    "run_artifacts",
+    "run_logs",
+    "run_heartbeats",
+    "producer_streams",
+    "dead_letters",
+    "sink_batches",
+)
 
 MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from clickhouse_connect.driver.client import Client
-from fleetlog.sinks.rows import Record, TableBuilder
+from fleetlog.sinks.rows import Record, StreamKey, TableBuilder
 from fleetlog.sinks.store import classify
 
 from fleetlog.config import Settings
@@ -78,6 +78,7 @@ class _Rebalance(ConsumerRebalanceListener):
             self.worker.pending.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.worker._landed.clear()  # another worker may have landed more meanwhile
         log.info("sink assigned %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
 
 
@@ -90,6 +91,7 @@ class SinkWorker:
         self.group_id = group_id
         self.pending: dict[TopicPartition, _Pending] = {}
         self.stats: Counter[str] = Counter()
+        self._landed: dict[StreamKey, int] = {}
         self._retry_at = 0.0
         self._backoff = 0.5
         self.batch_bytes = settings.sink_batch_rows * _BYTES_PER_POINT
@@ -106,7 +108,9 @@ class SinkWorker:
             max_partition_fetch_bytes=16 << 20,
             fetch_max_bytes=64 << 20,
         )
-        consumer.subscribe([s.metrics_topic, s.events_topic], listener=_Rebalance(self))
+        # The processors' derived rows and dead letters arrive as `rows` events on their own topics.
+        topics = [s.metrics_topic, s.events_topic, s.derived_topic, s.dead_letter_topic]
+        consumer.subscribe(topics, listener=_Rebalance(self))
         await consumer.start()
         try:
             while not stop.is_set():
@@ -202,9 +206,25 @@ class SinkWorker:
         except Exception as exc:
             raise classify(exc) from exc
 
+    def _high_water(self, keys: set[StreamKey]) -> dict[StreamKey, int]:
+        """Highest sequence number already landed per producer stream (cached; -1 if none)."""
+        missing = [k for k in keys if k not in self._landed]
+        if missing:
+            rows = self.store.query(
+                "SELECT session, run_id, topic, max(max_seq) FROM producer_streams "
+                "WHERE (session, run_id, topic) IN {keys:Array(Tuple(String, String, String))} "
+                "GROUP BY session, run_id, topic",
+                parameters={"keys": missing},
+            ).result_rows
+            found = {(s, r, t): int(seq) for s, r, t, seq in rows}
+            for key in missing:
+                self._landed[key] = found.get(key, -1)
+        return {k: self._landed[k] for k in keys}
+
     def _insert(self, batch: list[Record]) -> None:
-        builder = TableBuilder()
+        builder = TableBuilder(self._high_water)
         builder.add(batch)
+        self.stats["duplicates_dropped"] += builder.duplicates
         token = f"{batch[0].topic}:{batch[0].partition}:{batch[0].offset}-{batch[-1].offset}"
         for table, data in builder.tables().items():
             try:
@@ -216,6 +236,7 @@ class SinkWorker:
                 self._dead_letter(batch, f"insert into {table} failed: {error}", token)
                 continue
             self.stats[f"rows:{table}"] += data.num_rows
+        self._landed.update(builder.landed)
         self.stats["points_inserted"] += builder.points
 
     def _dead_letter(self, batch: list[Record], reason: str, token: str) -> None:

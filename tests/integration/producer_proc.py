@@ -15,7 +15,7 @@ METRICS = 10
 
 def main(run_id: str, points: int) -> None:
     exp = fleetlog.Experiment("integration")
-    run = exp.start_logging(run_id=run_id)
+    run = exp.start_logging(run_id=run_id, telemetry=False)
     run.log_params({"points": points, "opt": {"name": "sgd", "lr": 0.1}})
     run.set_tags({"suite": "e2e"})
     for i in range(points // METRICS):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+from fleetlog.producers._artifacts import ArtifactStore
 from fleetlog.producers._buffer import MetricBuffer
 from fleetlog.producers._sender import Stream
 from fleetlog.producers.run import Run, RunStatus
 
+from fleetlog.config import Settings
 from fleetlog.events import Envelope, Source
 
 
@@ -26,13 +29,25 @@ class RecordingSender:
         return True
 
 
+class FakeExperiment:
+    name = "e"
+    settings = Settings(home=Path("/nonexistent"), outputs_dir="")
+
+
 def make_run(rank: int = 0) -> tuple[Run, RecordingSender]:
     sender = RecordingSender()
     stream = Stream(
         Envelope(kind="metrics", run_id="r1", experiment="e", source=Source(rank=rank)),
         MetricBuffer(capacity=1000, wake_at=500),
     )
-    return Run(sender=sender, stream=stream, display_name="r1")._start(), sender
+    run = Run(
+        experiment=FakeExperiment(),
+        sender=sender,
+        stream=stream,
+        artifacts=ArtifactStore("memory://t"),
+        display_name="r1",
+    )
+    return run._start(), sender
 
 
 class OneElementTensor:
@@ -120,3 +135,37 @@ def test_params_flatten_and_only_rank_zero_writes_run_records():
     worker.set_tags({"t": "x"})
     worker.complete()
     assert wsender.events == []
+
+
+def test_images_need_exactly_one_of_path_or_plot(tmp_path):
+    run, _ = make_run()
+    with pytest.raises(ValueError, match="exactly one"):
+        run.log_image("img")
+    with pytest.raises(ValueError, match="exactly one"):
+        run.log_image("img", path="a.png", plot=object())
+    with pytest.raises(ValueError, match="not an image"):
+        run.log_image("img", path=tmp_path / "a.txt")
+    with pytest.raises(TypeError, match="matplotlib"):
+        run.log_image("img", plot=object())
+
+
+def test_properties_are_immutable_and_tags_can_be_removed():
+    run, sender = make_run()
+    run.add_properties({"owner": "ana", "seed": 1})
+    run.add_properties({"seed": 1})  # the same value again is fine
+    with pytest.raises(ValueError, match="cannot change"):
+        run.add_properties({"seed": 2})
+    run.remove_tags("stage")
+    assert sender.events[-1] == ("untag", {"keys": ["stage"]})
+
+
+def test_files_names_must_stay_inside_the_run(tmp_path):
+    run, _ = make_run()
+    with pytest.raises(ValueError, match="relative path"):
+        run.upload_file("../escape.txt", tmp_path)
+    with pytest.raises(FileNotFoundError):
+        run.upload_file("x.txt", tmp_path / "missing.txt")
+    with pytest.raises(ValueError, match="as many names"):
+        run.upload_files(["a"], [])
+    with pytest.raises(NotADirectoryError):
+        run.upload_folder("out", tmp_path / "nope")
