@@ -118,6 +118,9 @@ class LocalStack:
                     return resp.status == 200
             except OSError:
                 return False
+        if comp is UI:  # its state file appears once the socket accepts requests (a stale one names another pid)
+            pid = self.pid(comp)
+            return pid is not None and (self.run_dir / f"ui-{pid}.json").exists()
         return any(self.run_dir.glob(f"{comp.name}-*.json"))
 
     def stop(self, comp: Component, *, timeout_seconds: float = 30.0) -> bool:

@@ -205,6 +205,6 @@ def test_live_run_updates_and_fleet_page(ui_stack, runs, browser):
     wait_for(lambda: int(chart(browser, "train/loss")["points"]) > first, 60, "the chart to grow with new points")
 
     browser.get(f"{base}/#/fleet")
-    wait_for(lambda: "still training" in browser.find_element(By.TAG_NAME, "main").text, what="the live run in the fleet")
+    wait_for(lambda: "still training" in browser.find_element(By.TAG_NAME, "main").text, what="the run in the fleet")
     wait_for(lambda: int(browser.find_element(By.ID, "throughput").get_attribute("data-points") or 0) > 0)
     shot(browser, "fleet")
