@@ -120,8 +120,8 @@ def plan_resolution(
         raise ValueError(f"resolution must be 'auto', 'raw' or a bucket size in steps (int >= 1), not {resolution!r}")
     where, bound = _where(ids, name, step_range, time_range, rank)
     extent = query(
-        "SELECT min(lo) AS lo, max(hi) AS hi, max(n) AS n FROM (SELECT min(step) AS lo, max(step) AS hi, "
-        f"count() AS n FROM metric_points WHERE {where} GROUP BY run_id, rank)",
+        "SELECT min(lo) AS lo, max(hi) AS hi, max(n) AS n, count() AS series FROM (SELECT min(step) AS lo, "
+        f"max(step) AS hi, count() AS n FROM metric_points WHERE {where} GROUP BY run_id, rank)",
         bound,
     )
     n = int(extent["n"].iloc[0]) if len(extent) and not pd.isna(extent["n"].iloc[0]) else 0
@@ -131,7 +131,8 @@ def plan_resolution(
     if resolution == "raw" or (resolution == "auto" and n <= points) or resolution == 1:
         return Plan(Resolution("raw", None, "metric_points", n, (lo, hi)), where, bound)
     bucket = int(resolution) if isinstance(resolution, int) else nice_bucket(hi - lo + 1, points)
-    rollup = _rollup_plan(query, cat, where, bound, bucket, time_range is not None, n, (lo, hi))
+    series = int(extent["series"].iloc[0])
+    rollup = _rollup_plan(query, cat, where, bound, bucket, time_range is not None, n, (lo, hi), series)
     if rollup is not None:
         return rollup
     return Plan(Resolution("downsample", bucket, "metric_points", n, (lo, hi)), where, {**bound, "b": bucket})
@@ -146,8 +147,9 @@ def _rollup_plan(
     by_time: bool,
     n: int,
     span: tuple[int, int],
+    series: int,
 ) -> Plan | None:
-    """Use the coarsest rollup resolution that divides ``bucket``, if a usable rollup table exists."""
+    """Use the coarsest rollup resolution that divides ``bucket`` and covers every series asked for."""
     table = cat.find("rollups")
     cols = cat.rollup_columns(table) if table else None
     if table is None or cols is None or by_time:
@@ -158,14 +160,16 @@ def _rollup_plan(
     if cols.rank is not None and "rank" in bound:
         ids_where += f" AND {cols.rank} = {{rank:UInt32}}"
     final = " FINAL" if cat.is_replacing(table) else ""
+    rank = cols.rank or "0"
     found = query(
-        f"SELECT {cols.resolution} AS r, min(covered) AS covered FROM (SELECT {cols.resolution}, run_id, "
-        f"max({cols.max_step}) AS covered FROM {table}{final} WHERE {ids_where} GROUP BY {cols.resolution}, run_id) "
-        "GROUP BY r ORDER BY r DESC",
+        f"SELECT r_ AS r, min(covered) AS covered, count() AS series FROM (SELECT {cols.resolution} AS r_, run_id, "
+        f"{rank} AS rank_, max({cols.max_step}) AS covered FROM {table}{final} WHERE {ids_where} "
+        "GROUP BY r_, run_id, rank_) GROUP BY r ORDER BY r DESC",
         bound,
     )
-    for r, covered in zip(found["r"], found["covered"], strict=True):
-        if 1 < int(r) <= bucket and bucket % int(r) == 0:
+    for r, covered, rolled in zip(found["r"], found["covered"], found["series"], strict=True):
+        # A series without rollup rows (a processor not there yet) would lose its points: downsample instead.
+        if 1 < int(r) <= bucket and bucket % int(r) == 0 and int(rolled) >= series:
             until = (int(covered) + 1) // bucket * bucket - 1  # end of the last bucket the rollup completes
             res = Resolution("rollup", bucket, table, n, span, rollup_resolution=int(r))
             bound = {**bound, "b": bucket, "r": int(r), "until": until}

@@ -251,6 +251,9 @@ def test_rollups_are_used_when_present_and_completed_from_raw(s, query_store):
         assert res["source"] == "rollup" and res["rollup_resolution"] == 10 and res["bucket"] == 20
         assert res["table"] == "metric_rollups"
         assert len(df) == 1000 and df["step"].tolist() == list(range(0, 20_000, 20))
+        # r-other has no rollup rows: reading it from the rollup would drop its points
+        both = q.metric(["r-long", "r-other"], "loss", settings=s)
+        assert both.attrs["resolution"]["source"] == "downsample" and both["count"].sum() == 20_050
         owner.command("TRUNCATE TABLE metric_rollups")
         ref = q.metric("r-long", "loss", settings=s)  # the same buckets, downsampled from raw points
         assert ref.attrs["resolution"]["source"] == "downsample"
