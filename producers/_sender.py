@@ -43,6 +43,7 @@ __all__ = ["Sender", "Stream"]
 log = logging.getLogger("fleetlog")
 
 _SENDERS: weakref.WeakSet[Sender] = weakref.WeakSet()
+_SEND_TIMEOUT_SECONDS = 10.0
 
 
 class Stream:
@@ -203,9 +204,7 @@ class Sender:
         while self._outbox:
             batch = list(self._outbox)
             try:
-                producer = await self._producer_started()
-                futures = [await producer.send(f.topic, f.value, key=f.key) for f in batch]
-                await asyncio.gather(*futures)
+                await asyncio.wait_for(self._send(batch), _SEND_TIMEOUT_SECONDS)
             except (KafkaError, OSError, TimeoutError) as exc:
                 self._broker_down(exc)
                 self._to_spool()
@@ -215,13 +214,22 @@ class Sender:
             self.stats["messages"] += len(batch)
             self.stats["points"] += sum(f.points for f in batch)
 
+    async def _send(self, frames: list[Frame]) -> None:
+        """Hand frames to aiokafka and wait for every acknowledgement.
+
+        Bounded by the caller: a broker that stops answering makes this time out and
+        the frames go to the spool.  Frames aiokafka still holds may be delivered
+        later as well; their sequence numbers make the sink drop the repeat.
+        """
+        producer = await self._producer_started()
+        futures = [await producer.send(f.topic, f.value, key=f.key) for f in frames]
+        await asyncio.gather(*futures)
+
     async def _replay_spool(self) -> bool:
         """Send spooled segments oldest first; True when the spool is empty again."""
         for path, frames in self.spool.segments():
             try:
-                producer = await self._producer_started()
-                futures = [await producer.send(f.topic, f.value, key=f.key) for f in frames]
-                await asyncio.gather(*futures)
+                await asyncio.wait_for(self._send(frames), _SEND_TIMEOUT_SECONDS)
             except (KafkaError, OSError, TimeoutError) as exc:
                 self._broker_down(exc)
                 return False
