@@ -12,12 +12,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from fleetlog.producers.sync import sync_spool
 
 import fleetlog
 from fleetlog import query
 from fleetlog.config import Settings
 from fleetlog.localkafka import LocalKafka, free_port
-from fleetlog.producers.sync import sync_spool
 from fleetlog.stack import SINK, LocalStack
 
 
@@ -93,12 +93,12 @@ def test_broker_outage_mid_run_spools_and_replays_without_blocking(own_broker, t
     try:
         exp = fleetlog.Experiment("outage", settings=s)
         run = exp.start_logging()
-        for i in range(5_000):
+        for _ in range(5_000):
             run.log("x", 1.0)
         assert run.flush(30)
         own_broker.stop()
         slowest = 0.0
-        for i in range(5_000):
+        for _ in range(5_000):
             t = time.perf_counter()
             run.log("x", 2.0)
             slowest = max(slowest, time.perf_counter() - t)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from fleetlog.producers._spool import Frame, Spool, read_segment, spooled_sessions
 from fleetlog.producers.experiment import job_run_id, process_source
 
