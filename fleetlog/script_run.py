@@ -89,6 +89,7 @@ class ScriptProcess:
 def launch(experiment: Any, config: ScriptRunConfig, *, show_output: bool) -> Any:
     """Start a run and its script; returns the run (``wait_for_completion()`` waits for it)."""
     run = experiment.start_logging(display_name=config.script, telemetry=False)
+    run.outputs_dir = str(Path(config.source_directory) / "outputs")  # the script's ./outputs
     s = experiment.settings
     env = {
         **os.environ,

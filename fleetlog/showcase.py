@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fleetlog import query
-from fleetlog.config import Settings
+from fleetlog.config import ENV_VARS, Settings
 from fleetlog.demo import FleetPlan, launch
 from fleetlog.stack import LocalStack
 
@@ -20,6 +24,15 @@ __all__ = ["run_demo"]
 def _landed(settings: Settings, run_ids: list[str]) -> int:
     df = query.sql(
         "SELECT count() AS n FROM metric_points WHERE run_id IN {ids:Array(String)} AND NOT startsWith(metric, 'sys/')",
+        {"ids": run_ids},
+        settings=settings,
+    )
+    return int(df["n"].iloc[0])
+
+
+def _finished(settings: Settings, run_ids: list[str]) -> int:
+    df = query.sql(
+        "SELECT count() AS n FROM runs FINAL WHERE run_id IN {ids:Array(String)} AND status IN ('Completed', 'Failed')",
         {"ids": run_ids},
         settings=settings,
     )
@@ -53,6 +66,9 @@ def run_demo(settings: Settings, plan: FleetPlan, console: Console | None = None
             progress.update(task, completed=landed)
             if any(p.poll() not in (None, 0) for p in procs):
                 break
+    deadline = time.monotonic() + 30
+    while _finished(settings, run_ids) < len(run_ids) and time.monotonic() < deadline:
+        time.sleep(0.5)  # run records travel on their own topic; let the last status land
     logged = sum(
         json.loads((p.communicate()[0] or b"{}").decode().strip().splitlines()[-1]).get("points", 0) for p in procs
     )
@@ -65,7 +81,52 @@ def run_demo(settings: Settings, plan: FleetPlan, console: Console | None = None
         "points_per_second": round(landed / elapsed),
     }
     _print_report(console, settings, run_ids, figures)
+    figures["examples"] = _run_examples(console, settings)
     return figures
+
+
+def _run_examples(console: Console, settings: Settings) -> dict[str, str]:
+    """The seed's two scenarios: an interactive session, and a submitted script with its output streamed."""
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    if not examples.is_dir():
+        return {}
+    env = {**os.environ, **{var: str(getattr(settings, name)) for name, (var, _) in ENV_VARS.items()}}
+    statuses = {}
+    for script in ("interactive.py", "submit.py"):
+        console.rule(f"examples/{script}")
+        out = subprocess.run(
+            [sys.executable, str(examples / script)], env=env, capture_output=True, text=True, timeout=300
+        )
+        lines = (out.stdout + out.stderr).strip().splitlines()
+        console.print("\n".join(lines[-8:]), markup=False, highlight=False)
+        run_id = lines[-1].split()[1].rstrip(":") if lines and lines[-1].startswith("run ") else ""
+        statuses[script] = run_id
+    time.sleep(1.5)  # the sink's batch interval
+    ids = [r for r in statuses.values() if r]
+    if ids:
+        kinds = query.sql(
+            """
+            SELECT * FROM (
+            SELECT run_id, 'records' AS what, arrayStringConcat(groupUniqArray(type), ', ') AS detail
+            FROM run_records WHERE run_id IN {ids:Array(String)} GROUP BY run_id
+            UNION ALL
+            SELECT run_id, 'files', toString(count()) FROM run_artifacts FINAL WHERE run_id IN {ids:Array(String)}
+            GROUP BY run_id
+            UNION ALL
+            SELECT run_id, 'log lines', toString(count()) FROM run_logs WHERE run_id IN {ids:Array(String)}
+            GROUP BY run_id
+            ) ORDER BY run_id, what
+            """,
+            {"ids": ids},
+            settings=settings,
+        )
+        table = Table(title="What the examples logged (read back from ClickHouse)")
+        for col in ("run", "what", "detail"):
+            table.add_column(col)
+        for row in kinds.itertuples(index=False):
+            table.add_row(*map(str, row))
+        console.print(table)
+    return statuses
 
 
 def _print_report(console: Console, settings: Settings, run_ids: list[str], figures: dict) -> None:

@@ -96,6 +96,7 @@ class Run:
         self._records = 0
         self._children = 0
         self._handlers: list[tuple[logging.Logger, logging.Handler]] = []
+        self.outputs_dir = experiment.settings.outputs_dir
         stream.periodic.append(self._ship_lines)
 
     @property
@@ -383,7 +384,7 @@ class Run:
 
     def _upload_outputs(self) -> None:
         """Azure's convention: whatever the script wrote under ./outputs is kept with the run."""
-        folder = self._experiment.settings.outputs_dir
+        folder = self.outputs_dir
         if folder and self.rank == 0 and not self.parent_id and Path(folder).is_dir():
             self.upload_folder("outputs", folder)
 

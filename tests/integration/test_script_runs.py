@@ -19,6 +19,7 @@ from fleetlog.localkafka import LocalKafka, free_port
 from fleetlog.stack import SINK, LocalStack
 
 TRAIN = """
+import os
 import sys
 import fleetlog
 
@@ -34,6 +35,9 @@ if mode == "kill":
     import os, signal
     run.flush()
     os.kill(os.getpid(), signal.SIGKILL)
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/model.txt", "w") as fh:
+    fh.write("weights")
 print("done", flush=True)
 """
 
@@ -94,7 +98,8 @@ def test_submitted_script_logs_into_the_run_and_its_output_is_captured(script_se
         logs = logs_of(script_settings, run.id)
         assert ("stdout", f"training {run.id}") in set(zip(logs["stream"], logs["message"], strict=True))
         assert ("stderr", "to stderr") in set(zip(logs["stream"], logs["message"], strict=True))
-        assert logs["message"].tolist()[-1] == "done" or "done" in logs["message"].tolist()
+        assert "done" in logs["message"].tolist()
+        assert run.get_file_names() == ["outputs/model.txt"]  # the script's ./outputs, kept with the run
 
     wait_until(landed)
     exp.close()
