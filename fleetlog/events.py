@@ -13,7 +13,6 @@ so decoding a batch of 30,000 points is four ``numpy.frombuffer`` calls instead 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -209,10 +208,12 @@ def _envelope(raw: Mapping[str, Any]) -> Envelope:
     src = _field(raw, "src", list)
     if len(src) != 4 or not all(isinstance(x, t) for x, t in zip(src, (str, int, int, int), strict=True)):
         raise InvalidEvent("field 'src' must be [host, pid, rank, world_size]")
+    if not all(0 <= x < 2**32 for x in src[1:]):
+        raise InvalidEvent("pid, rank and world_size must be in [0, 2**32)")
     seq = _field(raw, "seq", int)
     sent = _field(raw, "sent", (int, float))
-    if seq < 0 or not math.isfinite(sent):
-        raise InvalidEvent("field 'seq' must be >= 0 and 'sent' finite")
+    if not 0 <= seq < 2**63 or not 0 <= sent < 1e11:
+        raise InvalidEvent("field 'seq' must be in [0, 2**63) and 'sent' a unix time in seconds")
     body = raw.get("body")
     if kind == "metrics":
         body = _metric_batch(body)

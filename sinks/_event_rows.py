@@ -103,8 +103,8 @@ def untag_rows(env: Envelope) -> Rows:
 def record_rows(env: Envelope) -> Rows:
     body = env.body
     step = body.get("step")
-    if step is not None and (not isinstance(step, int) or isinstance(step, bool)):
-        raise InvalidEvent("record 'step' must be an int or absent")
+    if step is not None and (not isinstance(step, int) or isinstance(step, bool) or not -(2**63) <= step < 2**63):
+        raise InvalidEvent("record 'step' must be a 64-bit int or absent")
     try:
         data = json.dumps(body.get("data"), allow_nan=True)
     except (TypeError, ValueError) as exc:
@@ -159,8 +159,10 @@ def log_rows(env: Envelope) -> Rows:
     rows = []
     for i in range(n):
         ts, stream, level, logger, message = (cols[c][i] for c in names)
-        if not isinstance(ts, (int, float)) or not all(isinstance(x, str) for x in (stream, level, logger, message)):
-            raise InvalidEvent("a log line needs a numeric ts and string stream/level/logger/message")
+        if not isinstance(ts, (int, float)) or isinstance(ts, bool) or not 0 <= ts < 1e14:
+            raise InvalidEvent("a log line's ts must be unix milliseconds")
+        if not all(isinstance(x, str) for x in (stream, level, logger, message)):
+            raise InvalidEvent("a log line needs string stream/level/logger/message")
         rows.append(
             {
                 "run_id": env.run_id,

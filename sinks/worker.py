@@ -223,10 +223,18 @@ class SinkWorker:
 
     def _insert(self, batch: list[Record]) -> None:
         builder = TableBuilder(self._high_water)
-        builder.add(batch)
-        self.stats["duplicates_dropped"] += builder.duplicates
         token = f"{batch[0].topic}:{batch[0].partition}:{batch[0].offset}-{batch[-1].offset}"
-        for table, data in builder.tables().items():
+        try:
+            builder.add(batch)
+            tables = builder.tables()
+        except StoreError:
+            raise
+        except Exception as exc:  # a record we failed to validate must not block its partition forever
+            log.exception("building rows failed")
+            self._dead_letter(batch, f"sink could not build rows: {type(exc).__name__}: {exc}", token)
+            return
+        self.stats["duplicates_dropped"] += builder.duplicates
+        for table, data in tables.items():
             try:
                 self.store.insert_arrow(table, data, settings={"insert_deduplication_token": token})
             except Exception as exc:
