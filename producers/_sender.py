@@ -83,6 +83,7 @@ class Sender:
         self._seq: dict[tuple[str, str], int] = {}
         self._producer: AIOKafkaProducer | None = None
         self._offline = self.settings.mode == "offline"
+        self._max_request_bytes = max(self.settings.max_message_bytes * 2, 1 << 20) + 65536
         self._spooling = self._offline
         self._next_attempt = 0.0
         self._last_heartbeat = 0.0
@@ -265,7 +266,7 @@ class Sender:
                 compression_type="zstd",
                 linger_ms=20,
                 max_batch_size=1 << 20,
-                max_request_size=max(s.max_message_bytes * 2, 1 << 20),
+                max_request_size=self._max_request_bytes,
                 request_timeout_ms=10_000,
                 **s.kafka_security(),
             )
@@ -283,8 +284,18 @@ class Sender:
         for stream in self._streams:
             while stream.events:
                 env = replace(stream.events.popleft(), session=self.session)
-                env = replace(env, seq=self._next_seq(env.run_id, s.events_topic, 1))
-                self._outbox.append(Frame(s.events_topic, env.key, encode(env)))
+                value = encode(replace(env, seq=self._seq.get((env.run_id, s.events_topic), 0)))
+                if len(value) > self._max_request_bytes:  # could never be sent: it would block everything behind it
+                    self.stats["dropped_oversized"] += 1
+                    log.error(
+                        "fleetlog dropped a %s event of %d bytes (limit %d)",
+                        env.kind,
+                        len(value),
+                        self._max_request_bytes,
+                    )
+                    continue
+                self._next_seq(env.run_id, s.events_topic, 1)
+                self._outbox.append(Frame(s.events_topic, env.key, value))
             points = stream.buffer.drain()
             if points is None:
                 continue

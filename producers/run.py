@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 from fleetlog.producers import _records
 from fleetlog.producers._artifacts import ArtifactInfo, ArtifactStore, check_name
 from fleetlog.producers._buffer import MetricBuffer
+from fleetlog.producers._limits import MAX_NESTING, check_event_size, check_key_values, check_text
 from fleetlog.producers._logs import LineBuffer, LoggingHandler
 from fleetlog.producers._sender import Sender, Stream
 
@@ -164,6 +165,7 @@ class Run:
             "step": step,
             "time": time.time(),
         }
+        check_event_size(f"{kind} {name!r}", body, self._experiment.settings.max_message_bytes)
         self._sender.emit(self._stream, "record", body)
 
     def log_list(self, name: str, value: Any, description: str = "") -> None:
@@ -248,17 +250,17 @@ class Run:
     # -- params, tags, properties ----------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record hyper-parameters; nested mappings are flattened with dots."""
-        flat = _flatten(params)
-        self._emit("params", {k: _param_value(v) for k, v in flat.items()})
+        flat = {k: _param_value(v) for k, v in _flatten(params).items()}
+        check_key_values("param", flat)
+        self._emit("params", flat)
 
     def tag(self, key: str, value: Any = None) -> None:
         self.set_tags({key: value})
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        for key in tags:
-            if not isinstance(key, str) or not key:
-                raise TypeError(f"tag keys must be non-empty str, got {key!r}")
-        self._emit("tags", {k: "" if v is None else str(v) for k, v in tags.items()})
+        values = {k: "" if v is None else str(v) for k, v in tags.items()}
+        check_key_values("tag", values)
+        self._emit("tags", values)
 
     def remove_tags(self, keys: list[str] | str) -> None:
         keys = [keys] if isinstance(keys, str) else list(keys)
@@ -269,8 +271,10 @@ class Run:
         for key, value in properties.items():
             if key in self._properties and self._properties[key] != value:
                 raise ValueError(f"property {key!r} is already {self._properties[key]!r}; properties cannot change")
+        values = {k: _param_value(v) for k, v in properties.items()}
+        check_key_values("property", values)
         self._properties.update(properties)
-        self._emit("properties", {str(k): _param_value(v) for k, v in properties.items()})
+        self._emit("properties", values)
 
     def set_alert(self, metric: str, above: float | None = None, below: float | None = None) -> None:
         """Alert when ``metric`` goes above ``above`` or below ``below`` (both ``None`` removes the rule).
@@ -295,7 +299,7 @@ class Run:
 
     @display_name.setter
     def display_name(self, value: str) -> None:
-        self._display_name = str(value)
+        self._display_name = check_text("display_name", str(value))
         self._emit_snapshot()
 
     @property
@@ -304,7 +308,7 @@ class Run:
 
     @description.setter
     def description(self, value: str) -> None:
-        self._description = str(value)
+        self._description = check_text("description", str(value))
         self._emit_snapshot()
 
     # -- logs ------------------------------------------------------------------------------
@@ -437,14 +441,16 @@ def _error_record(error: BaseException | str | None) -> dict[str, str]:
     return {"type": "", "message": str(error), "traceback": ""}
 
 
-def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def _flatten(params: Mapping[str, Any], prefix: str = "", depth: int = 0) -> dict[str, Any]:
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a mapping, got {type(params).__name__}")
+    if depth > MAX_NESTING:
+        raise ValueError(f"params nest deeper than {MAX_NESTING} levels (at {prefix[:80]!r}...)")
     flat: dict[str, Any] = {}
     for key, value in params.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat.update(_flatten(value, name + "."))
+            flat.update(_flatten(value, name + ".", depth + 1))
         else:
             flat[name] = value
     return flat

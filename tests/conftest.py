@@ -1,4 +1,4 @@
-"""Integration fixtures: one real Kafka broker per test session, started from the JARs.
+"""Shared fixtures: one real Kafka broker per test session, started from the JARs.
 
 A missing Java/Maven or a broker that does not start fails the session (it never
 skips): the integration tests are the point of ``make test``.
@@ -20,7 +20,7 @@ from fleetlog.stack import SINK, LocalStack
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "integration" in str(item.fspath):
+        if "integration" in str(item.fspath) or "faults" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
 
 

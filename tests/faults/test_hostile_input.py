@@ -1,0 +1,142 @@
+"""Hostile names and values: stored verbatim or refused with a clear error; no SQL injection anywhere."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+
+import fleetlog
+from fleetlog import query
+from fleetlog.config import Settings, mask_url
+
+HOSTILE = [
+    "quote ' and \" double",
+    "back\\slash \\' \\\\",
+    "new\nline\r\ttab",
+    "unicode ✓ ñ 日本語 🚀",
+    "'; DROP TABLE metric_points; --",
+    "{r:String} $1 %s ?",
+    "x' OR '1'='1",
+    "\x00nul",
+]
+
+
+def eventually(check, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except (AssertionError, KeyError, fleetlog.RunNotFound):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def test_hostile_names_and_values_are_stored_verbatim(settings, stack):
+    s = Settings.from_env({}, **{**settings.__dict__, "telemetry_interval_seconds": 0})
+    exp = fleetlog.Experiment("hostile ' exp", settings=s)
+    big = "€" * 300_000  # ~900 KB of UTF-8, under the 1 MiB value limit
+    with exp.start_logging(display_name=HOSTILE[4]) as run:
+        for i, name in enumerate(HOSTILE):
+            run.log(name, float(i))
+        run.log("nan", math.nan)
+        run.log("inf", math.inf)
+        run.set_tags({name: name for name in HOSTILE})
+        run.log_params({"big": big, "nested": {"a": {"b": {"c": HOSTILE[0]}}}})
+        run.log_list("list " + HOSTILE[1], HOSTILE)
+
+    def landed():
+        metrics = run.get_metrics()
+        for i, name in enumerate(HOSTILE):
+            assert metrics[name] == float(i), name
+        assert math.isnan(metrics["nan"]) and metrics["inf"] == math.inf
+        assert metrics["list " + HOSTILE[1]] == HOSTILE
+        assert run.get_tags() == {name: name for name in HOSTILE}
+        assert run.get_params() == {"big": big, "nested.a.b.c": HOSTILE[0]}
+        assert run.get_details()["displayName"] == HOSTILE[4]
+
+    eventually(landed)
+    tables = query.sql(
+        "SELECT count() AS n FROM system.tables WHERE database = 'fleetlog' AND name = 'metric_points'", settings=s
+    )
+    assert tables["n"].iloc[0] == 1  # still there
+    exp.close()
+
+
+def test_limits_are_refused_at_the_call_site_with_clear_errors(settings):
+    exp = fleetlog.Experiment("limits", settings=Settings.from_env({}, **{**settings.__dict__, "mode": "offline"}))
+    run = exp.start_logging(telemetry=False)
+    with pytest.raises(ValueError, match="1 to 1024 bytes|1..1024 bytes"):
+        run.log("m" * 2000, 1.0)
+    with pytest.raises(ValueError, match="the limit is 1,048,576"):
+        run.tag("t", "x" * (1 << 20) + "y")
+    with pytest.raises(ValueError, match="nest deeper"):
+        deep: dict = {}
+        node = deep
+        for _ in range(100):
+            node["k"] = {}
+            node = node["k"]
+        run.log_params(deep)
+    with pytest.raises(ValueError, match="message limit"):
+        run.log_table("huge", {"x": list(range(300_000)), "y": [0.5] * 300_000})
+    with pytest.raises(TypeError, match="needs a real number"):
+        run.log("x", "1.0")
+    run.complete()
+    exp.close()
+
+
+def test_query_layer_binds_every_value_no_injection(settings, stack):
+    s = Settings.from_env({}, **{**settings.__dict__, "telemetry_interval_seconds": 0})
+    exp = fleetlog.Experiment("inject", settings=s)
+    with exp.start_logging(run_id="victim") as run:
+        run.log("loss", 1.0)
+
+    def landed():
+        assert query.sql("SELECT count() AS n FROM metric_points", settings=s)["n"].iloc[0] == 1
+        assert run.get_status() == "Completed"
+
+    eventually(landed)
+    for attack in HOSTILE:
+        assert (
+            query.sql("SELECT count() AS n FROM runs WHERE run_id = {r:String}", {"r": attack}, settings=s)["n"].iloc[0]
+            == 0
+        )
+        assert query.runs(experiment=attack, settings=s).empty
+        assert query.runs(tags={attack: attack}, settings=s).empty
+        assert query.metric([attack], attack, settings=s).empty
+        assert query.metric(["victim", attack], "loss", resolution="raw", settings=s)["value"].tolist() == [1.0]
+    with pytest.raises(ValueError):
+        query.runs(order_by="start_time; DROP TABLE runs", settings=s)
+    still = query.sql("SELECT count() AS n FROM runs FINAL WHERE run_id = 'victim'", settings=s)
+    assert still["n"].iloc[0] == 1
+    exp.close()
+
+
+def test_passwords_never_appear_in_logs_settings_or_errors(settings, tmp_path):
+    secret = "s3cr3t-pa55"
+    url = f"http://writer:{secret}@127.0.0.1:1/fleetlog"
+    s = Settings.from_env({}, **{**settings.__dict__, "clickhouse_url": url, "kafka_sasl_password": secret})
+    assert secret not in repr(s) and secret not in mask_url(url)
+    with pytest.raises(fleetlog.StoreUnavailable) as err:
+        query.sql("SELECT 1", settings=s)
+    assert secret not in str(err.value)
+    env = {
+        "FLEETLOG_HOME": str(tmp_path),
+        "FLEETLOG_CLICKHOUSE": url,
+        "FLEETLOG_KAFKA": settings.kafka_bootstrap,
+        "FLEETLOG_TOPIC_PREFIX": settings.topic_prefix,
+        "PATH": "/usr/bin:/bin",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "fleetlog", "sink"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode != 0  # the server does not exist
+    assert secret not in out.stdout + out.stderr
+    status = subprocess.run(
+        [sys.executable, "-m", "fleetlog", "status", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert secret not in status.stdout + status.stderr
