@@ -70,7 +70,7 @@ def test_hostile_names_and_values_are_stored_verbatim(settings, stack):
 def test_limits_are_refused_at_the_call_site_with_clear_errors(settings):
     exp = fleetlog.Experiment("limits", settings=Settings.from_env({}, **{**settings.__dict__, "mode": "offline"}))
     run = exp.start_logging(telemetry=False)
-    with pytest.raises(ValueError, match="1 to 1024 bytes|1..1024 bytes"):
+    with pytest.raises(ValueError, match=r"1\.\.1024 bytes"):
         run.log("m" * 2000, 1.0)
     with pytest.raises(ValueError, match="the limit is 1,048,576"):
         run.tag("t", "x" * (1 << 20) + "y")
