@@ -59,6 +59,7 @@ class LocalKafka:
     controller_port: int | None = None  # None: port + 1, as the script does
     heap: str = "-Xmx512m -Xms256m"
     extra_properties: Path | None = None  # appended to server.properties (SASL/TLS listeners, overrides)
+    scram_users: tuple[str, ...] = ()  # e.g. "SCRAM-SHA-512=[name=admin,password=secret]", created at format time
     start_timeout_seconds: float = 90
 
     @property
@@ -104,6 +105,7 @@ class LocalKafka:
             "KAFKA_HEAP": self.heap,
             "KAFKA_START_TIMEOUT": str(max(1, math.ceil(self.start_timeout_seconds))),
             "KAFKA_EXTRA_PROPERTIES": "" if self.extra_properties is None else str(self.extra_properties),
+            "KAFKA_SCRAM_USERS": ";".join(self.scram_users),
         }
 
     def _run(self, command: str, ok_codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:

@@ -17,12 +17,14 @@ log = logging.getLogger("fleetlog")
 
 
 def topic_names(settings: Settings) -> list[str]:
-    return [settings.metrics_topic, settings.events_topic, settings.dead_letter_topic]
+    return [settings.metrics_topic, settings.events_topic, settings.dead_letter_topic, settings.derived_topic]
 
 
 async def ensure_topics(settings: Settings, *, timeout_seconds: float = 30.0) -> list[str]:
     """Create missing topics (partitions and replication from settings); return those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000, **settings.kafka_security()
+    )
     await asyncio.wait_for(admin.start(), timeout_seconds)
     try:
         existing = set(await admin.list_topics())

@@ -100,6 +100,7 @@ class SinkWorker:
         """Consume until ``stop`` is set, then flush what is pending and leave the group."""
         s = self.settings
         consumer = AIOKafkaConsumer(
+            **s.kafka_security(),
             bootstrap_servers=s.kafka_bootstrap,
             group_id=self.group_id,
             client_id=f"{self.group_id}",

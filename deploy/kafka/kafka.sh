@@ -13,6 +13,8 @@
 #   KAFKA_LIBS              broker JARs (default ${XDG_CACHE_HOME:-$HOME/.cache}/fleetlog/kafka-3.9.1/libs)
 #   KAFKA_START_TIMEOUT     seconds to wait for the broker (default 90)
 #   KAFKA_EXTRA_PROPERTIES  optional file appended to server.properties (SASL/TLS listeners, overrides)
+#   KAFKA_SCRAM_USERS       SCRAM credentials created when storage is formatted, ';'-separated, e.g.
+#                           "SCRAM-SHA-512=[name=admin,password=secret]" (KRaft creates them only at format time)
 #   KAFKA_JVM_FLAGS         JVM flags besides the heap (default: serial GC, C1 JIT only; see JVM_FLAGS below)
 #   KAFKA_CDS               1 (default): record and use a class-data archive next to KAFKA_LIBS; 0: don't
 #   JAVA_HOME               optional; otherwise `java` from PATH
@@ -40,6 +42,7 @@ KAFKA_LIBS=${KAFKA_LIBS:-${XDG_CACHE_HOME:-$HOME/.cache}/fleetlog/kafka-$KAFKA_V
 [[ $KAFKA_LIBS == /* ]] || KAFKA_LIBS=$PWD/$KAFKA_LIBS
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 KAFKA_EXTRA_PROPERTIES=${KAFKA_EXTRA_PROPERTIES:-}
+KAFKA_SCRAM_USERS=${KAFKA_SCRAM_USERS:-}
 KAFKA_CDS=${KAFKA_CDS:-1}
 CACHE_DIR=$(dirname -- "$KAFKA_LIBS")
 
@@ -324,9 +327,14 @@ format_storage() {
     fi
     cluster_id=$(<"$KAFKA_STATE_DIR/cluster.id")
     jvm_flags format
+    local scram=() user
+    if [[ -n $KAFKA_SCRAM_USERS ]]; then
+        IFS=';' read -r -a users <<<"$KAFKA_SCRAM_USERS"
+        for user in "${users[@]}"; do scram+=(--add-scram "$user"); done
+    fi
     if ! "$java" "${JVM[@]}" -Xmx256m -Dlog4j.configuration="file:$KAFKA_STATE_DIR/log4j.properties" \
         -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format -t "$cluster_id" \
-        -c "$KAFKA_STATE_DIR/server.properties" --ignore-formatted >>"$LOG_FILE" 2>&1; then
+        -c "$KAFKA_STATE_DIR/server.properties" --ignore-formatted "${scram[@]}" >>"$LOG_FILE" 2>&1; then
         tail -n 30 -- "$LOG_FILE" >&2
         die 1 "formatting the storage in $KAFKA_STATE_DIR/data failed (log above)"
     fi
