@@ -9,11 +9,12 @@ import sys
 import textwrap
 import time
 
+from fleetlog.producers.sync import sync_spool
+
 import fleetlog
 from fleetlog import query
 from fleetlog.config import Settings
 from fleetlog.localkafka import free_port
-from fleetlog.producers.sync import sync_spool
 
 
 def landed(settings: Settings, run_id: str) -> tuple[int, float]:
