@@ -1,19 +1,26 @@
 """The per-run point buffer: the only thing ``run.log`` touches.
 
-Points go into four typed ``array.array`` columns (no per-point Python objects
-survive the call) and leave as numpy arrays, zero-copy, when the sender drains
-the buffer.  The buffer is bounded; its when-full policy is to drop the newest
-points and count them, because the alternative (blocking) would stall training.
+A point is one 28-byte record (name index u32, step i64, unix time f64, value f64)
+packed by ``struct`` and added to one ``bytearray`` by a single ``extend`` call.
+Under CPython's GIL that call is atomic, so the training thread appends without a
+lock and points never tear, even with several logging threads; the sender drains
+by copying and then deleting the prefix it read, which leaves points appended
+meanwhile in place.  No per-point Python object survives the call, and the
+records leave as numpy columns when the sender drains.
+
+The buffer is bounded; its when-full policy is to drop the newest points and
+count them, because the alternative (blocking) would stall training.
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 import threading
-import time
-from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from time import time as _now
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +29,10 @@ __all__ = ["DrainedPoints", "MetricBuffer"]
 log = logging.getLogger("fleetlog")
 
 _MAX_NAME_BYTES = 1024
+_RECORD = struct.Struct("<Iqdd")  # name index, step, unix time, value
+_PACK = _RECORD.pack
+_SIZE = _RECORD.size
+_DTYPE = np.dtype([("idx", "<u4"), ("step", "<i8"), ("ts", "<f8"), ("value", "<f8")])
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,52 +50,74 @@ class DrainedPoints:
 
 
 class MetricBuffer:
-    """Columns of points that the sender has not taken yet, for one run.
+    """Points that the sender has not taken yet, for one run.
 
     ``wake`` is called (once per fill) when the buffer passes ``wake_at`` points so
-    the sender ships early instead of waiting for its next tick.
+    the sender ships early instead of waiting for its next tick.  Auto-numbered
+    steps are counted per metric; two threads logging the *same* metric without
+    explicit steps may both get one step number (pass ``step=`` from such threads).
     """
 
     def __init__(self, *, capacity: int, wake_at: int, wake: Callable[[], None] = lambda: None) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # names, drains and the when-full path; never the hot path
         self._index: dict[str, int] = {}
         self._names: list[str] = []
         self._next_step: list[int] = []
         self._capacity = capacity
-        self._wake_at = wake_at
+        self._wake_at = min(wake_at, capacity)
         self._wake = wake
+        self._points = bytearray()
+        self._fast_below = self._wake_at * _SIZE  # byte length under which append skips every check
         self.dropped = 0
+        self._woken = False
         self._warned = False
-        self._reset()
-
-    def _reset(self) -> None:
-        self._idx = array("I")
-        self._step = array("q")
-        self._ts = array("d")
-        self._val = array("d")
 
     def append(self, name: str, value: float, step: int | None) -> None:
+        """Add one point; ``value`` is a real number and ``step`` an int or None (``Run`` checks)."""
         idx = self._index.get(name)
         if idx is None:
             idx = self._add_name(name)
-        with self._lock:
-            if step is None:
-                step = self._next_step[idx]
-            n = len(self._val)
-            if n >= self._wake_at:
-                if n >= self._capacity:
-                    self._drop()
-                    return
-                if n == self._wake_at:
-                    self._wake()
-            self._next_step[idx] = step + 1
-            self._idx.append(idx)
-            self._step.append(step)
-            self._ts.append(time.time())
-            self._val.append(value)
+        nxt = self._next_step
+        if step is None:
+            step = nxt[idx]
+        try:
+            record = _PACK(idx, step, _now(), value)
+        except struct.error:
+            raise ValueError(f"step for {name!r} must fit a signed 64-bit integer, got {step}") from None
+        points = self._points
+        if len(points) >= self._fast_below and not self._admit(1):
+            return  # a dropped point takes no step
+        nxt[idx] = step + 1
+        points.extend(record)
+
+    def append_many(self, metrics: Mapping[str, Any], step: int | None, convert: Callable[[str, Any], float]) -> None:
+        """Add one point per entry of ``metrics``, stamped with one time, in one atomic ``extend``.
+
+        ``convert(name, value)`` turns a non-float value into a float or raises; when it
+        raises nothing of this call is added.
+        """
+        points = self._points
+        if len(points) + _SIZE * len(metrics) > self._fast_below and not self._admit(len(metrics)):
+            return
+        index, nxt, t = self._index, self._next_step, _now()
+        records = []
+        add = records.append
+        try:
+            for name, value in metrics.items():
+                idx = index.get(name)
+                if idx is None:
+                    idx = self._add_name(name)
+                if value.__class__ is not float:
+                    value = convert(name, value)
+                s = nxt[idx] if step is None else step
+                add(_PACK(idx, s, t, value))
+                nxt[idx] = s + 1
+        except struct.error:
+            raise ValueError(f"step must fit a signed 64-bit integer, got {step}") from None
+        points.extend(b"".join(records))
 
     def next_step(self, name: str) -> int:
-        """The step an omitted ``step=`` would get now (used by ``log_metrics``)."""
+        """The step an omitted ``step=`` would get now."""
         idx = self._index.get(name)
         return 0 if idx is None else self._next_step[idx]
 
@@ -102,44 +135,61 @@ class MetricBuffer:
             raise ValueError(f"metric name must be 1..{_MAX_NAME_BYTES} bytes of UTF-8, got {name[:80]!r}")
         with self._lock:
             if name not in self._index:
-                self._index[name] = len(self._names)
-                self._names.append(name)
+                # the step slot exists before the name can be looked up by another thread
                 self._next_step.append(0)
+                self._names.append(name)
+                self._index[name] = len(self._names) - 1
             return self._index[name]
 
-    def _drop(self) -> None:
-        self.dropped += 1
-        if self.dropped == 1 or not self._warned:
-            self._warned = True
-            log.warning(
-                "fleetlog buffer full (%d points): the sender is not keeping up or Kafka is down; "
-                "new points are dropped and counted (run.dropped_points) until it drains",
-                self._capacity,
-            )
-            self._wake()
+    def _admit(self, count: int) -> bool:
+        """The slow path past ``wake_at``: wake the sender once per fill, drop past capacity."""
+        with self._lock:
+            if len(self._points) // _SIZE + count <= self._capacity:
+                if not self._woken:
+                    self._woken = True
+                    self._wake()
+                return True
+            self.dropped += count
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "fleetlog buffer full (%d points): the sender is not keeping up or Kafka is down; "
+                    "new points are dropped and counted (run.dropped_points) until it drains",
+                    self._capacity,
+                )
+                self._wake()
+            return False
 
     def reset_after_fork(self) -> None:
         """In a forked child: a fresh lock (the parent's may have been held) and no parent points."""
         self._lock = threading.Lock()
-        self._warned = False
-        self._reset()
+        self._points = bytearray()
+        self._woken = self._warned = False
 
     def drain(self) -> DrainedPoints | None:
-        """Take everything buffered; the columns become numpy arrays without copying."""
+        """Take everything buffered as numpy columns.
+
+        Copy the prefix, then delete it: a point appended in between lands after the
+        prefix and stays for the next drain.  Each point is one atomic ``extend``, so
+        the prefix always holds whole points.
+        """
         with self._lock:
-            if not self._val:
+            points = self._points
+            n = len(points)
+            if not n:
                 return None
-            idx, step, ts, val = self._idx, self._step, self._ts, self._val
+            taken = points[:n]
+            del points[:n]
             names = tuple(self._names)
-            self._warned = False
-            self._reset()
+            self._woken = self._warned = False
+        records = np.frombuffer(taken, dtype=_DTYPE)
         return DrainedPoints(
             names=names,
-            name_idx=np.frombuffer(idx, dtype=np.uint32),
-            step=np.frombuffer(step, dtype=np.int64),
-            ts_ms=(np.frombuffer(ts, dtype=np.float64) * 1000.0).astype(np.int64),
-            value=np.frombuffer(val, dtype=np.float64),
+            name_idx=records["idx"].copy(),
+            step=records["step"].copy(),
+            ts_ms=(records["ts"] * 1000.0).astype(np.int64),
+            value=records["value"].copy(),
         )
 
     def __len__(self) -> int:
-        return len(self._val)
+        return len(self._points) // _SIZE

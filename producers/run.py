@@ -49,7 +49,10 @@ class RunStatus:
 def _as_float(name: str, value: Any) -> float:
     """Accept anything that is one real number: Python, numpy or a 0-d/1-element tensor."""
     if isinstance(value, numbers.Real):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(f"run.log({name!r}, ...): {value!r} does not fit a float64") from None
     item = getattr(value, "item", None)
     if callable(item):
         numel = getattr(value, "numel", None)
@@ -133,23 +136,22 @@ class Run:
 
         NaN and infinities are stored as they are: a NaN loss is what you need to see.
         """
-        cls = value.__class__
-        if cls is not float and cls is not int:
+        if value.__class__ is not float:
             value = _as_float(name, value)
         if step is not None and step.__class__ is not int:
             step = _check_step(name, step)
         self._metrics.append(name, value, step)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        """Log several scalars at one step (each metric's own next step when omitted)."""
+        """Log several scalars at one step (each metric's own next step when omitted).
+
+        All of them share one timestamp; a value that is not a number raises and logs none.
+        """
         if not isinstance(metrics, Mapping):
             raise TypeError(f"log_metrics needs a mapping of name to value, got {type(metrics).__name__}")
         if step is not None:
             step = _check_step("log_metrics", step)
-        append = self._metrics.append
-        for name, value in metrics.items():
-            cls = value.__class__
-            append(name, value if cls is float or cls is int else _as_float(name, value), step)
+        self._metrics.append_many(metrics, step, _as_float)
 
     # -- records: lists, rows, tables, structured payloads -------------------------------
     def _record(self, name: str, kind: str, data: Any, description: str = "", step: int | None = None) -> None:

@@ -81,3 +81,69 @@ def test_resume_continues_after_last_steps():
     buf.resume_steps({"loss": 41})
     buf.append("loss", 1.0, None)
     assert buf.drain().step.tolist() == [42]
+
+
+def test_concurrent_batches_and_drains_keep_points_whole():
+    """Each point's value encodes its metric and step: a torn record would not match."""
+    buf = MetricBuffer(capacity=10_000_000, wake_at=5_000_000)
+    drained = []
+    done = threading.Event()
+
+    def drainer():
+        while not done.is_set():
+            out = buf.drain()
+            if out is not None:
+                drained.append(out)
+
+    def batches(k):
+        for step in range(5_000):
+            buf.append_many({f"t{k}/m{j}": float(k * 1_000_000 + step * 10 + j) for j in range(10)}, step, float)
+
+    t = threading.Thread(target=drainer)
+    t.start()
+    workers = [threading.Thread(target=batches, args=(k,)) for k in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    done.set()
+    t.join()
+    last = buf.drain()
+    drained += [last] if last is not None else []
+    seen = 0
+    for out in drained:
+        for i, s, v in zip(out.name_idx.tolist(), out.step.tolist(), out.value.tolist(), strict=True):
+            k, j = (int(x[1:]) for x in out.names[i].split("/"))
+            assert v == k * 1_000_000 + s * 10 + j
+            seen += 1
+    assert seen == 3 * 5_000 * 10
+
+
+def test_batches_share_one_time_and_a_bad_value_adds_nothing():
+    buf = MetricBuffer(capacity=100, wake_at=50)
+
+    def convert(name, value):
+        raise TypeError(f"bad {name}")
+
+    with pytest.raises(TypeError, match="bad b"):
+        buf.append_many({"a": 1.0, "b": "x"}, None, convert)
+    assert len(buf) == 0
+    buf.append_many({"a": 1.0, "b": 2.0}, 7, convert)
+    out = buf.drain()
+    assert out.step.tolist() == [7, 7] and out.ts_ms[0] == out.ts_ms[1]
+
+
+def test_steps_beyond_int64_raise_and_add_nothing():
+    buf = MetricBuffer(capacity=10, wake_at=5)
+    with pytest.raises(ValueError, match="64-bit"):
+        buf.append("x", 1.0, 2**63)
+    buf.append("x", 1.0, 2**63 - 1)
+    assert len(buf) == 1 and buf.drain().step.tolist() == [2**63 - 1]
+
+
+def test_a_full_buffer_drops_whole_batches():
+    buf = MetricBuffer(capacity=5, wake_at=5)
+    buf.append_many({"a": 1.0, "b": 2.0, "c": 3.0}, None, float)
+    buf.append_many({"a": 1.0, "b": 2.0, "c": 3.0}, None, float)
+    assert len(buf) == 3 and buf.dropped == 3
+    assert buf.next_step("a") == 1
