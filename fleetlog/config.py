@@ -68,6 +68,7 @@ class Settings:
     spike_factor: float = 3.0
     spike_window_points: int = 20
     spike_metrics: str = "loss"
+    rank_metrics: str = ""
     gpu_metrics: str = r"gpu\d*[_./]?util"
     fleet_windows: str = "10,60"
     processor_batch_records: int = 64
@@ -207,7 +208,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "kafka_sasl_username": ("FLEETLOG_KAFKA_SASL_USERNAME", "SASL user"),
     "kafka_sasl_password": ("FLEETLOG_KAFKA_SASL_PASSWORD", "SASL password (never logged)"),
     "kafka_ssl_cafile": ("FLEETLOG_KAFKA_SSL_CAFILE", "CA certificate that signed the brokers' certificates"),
-    "rollup_resolutions": ("FLEETLOG_ROLLUP_RESOLUTIONS", "steps per rollup bucket, comma separated (10,100,1000,10000)"),
+    "rollup_resolutions": ("FLEETLOG_ROLLUP_RESOLUTIONS", "steps per rollup bucket, comma separated (10,...,10000)"),
     "rollup_retained_buckets": ("FLEETLOG_ROLLUP_RETAINED_BUCKETS", "closed buckets kept for late points (2)"),
     "lost_run_timeout_seconds": ("FLEETLOG_LOST_RUN_TIMEOUT", "seconds without heartbeat or data before Lost (120)"),
     "rank_timeout_seconds": ("FLEETLOG_RANK_TIMEOUT", "seconds a step waits for every rank's value (30)"),
@@ -216,6 +217,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "spike_factor": ("FLEETLOG_SPIKE_FACTOR", "a spike is a value above this times the rolling median (3)"),
     "spike_window_points": ("FLEETLOG_SPIKE_WINDOW", "points in the spike detector's rolling median (20)"),
     "spike_metrics": ("FLEETLOG_SPIKE_METRICS", "regex of metric names watched for spikes (loss)"),
+    "rank_metrics": ("FLEETLOG_RANK_METRICS", "regex of metric names aggregated across ranks (empty: all)"),
     "gpu_metrics": ("FLEETLOG_GPU_METRICS", "regex of metric names averaged as GPU utilisation (gpu\\d*[_./]?util)"),
     "fleet_windows": ("FLEETLOG_FLEET_WINDOWS", "fleet window lengths in seconds, comma separated (10,60)"),
     "processor_batch_records": ("FLEETLOG_PROCESSOR_BATCH_RECORDS", "Kafka records per processor batch (64)"),

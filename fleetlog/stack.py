@@ -22,7 +22,7 @@ from typing import Any
 from fleetlog.config import ENV_VARS, Settings
 from fleetlog.localkafka import LocalKafka
 
-__all__ = ["SINK", "STACK", "UI", "Component", "LocalStack"]
+__all__ = ["PROCESSOR", "SINK", "STACK", "UI", "Component", "LocalStack"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ UI = Component("ui", ("ui",))
 # What `fleetlog up` starts, in order; `down` stops them in reverse.
 STACK: list[Component] = [SINK]
 STACK.append(UI)  # the dashboard reads through the sink's endpoint: start it after the sink
+PROCESSOR = Component("processor", ("processor",))
+STACK.append(PROCESSOR)  # rollups, summaries, alerts: its rows reach ClickHouse through the sink
 
 
 def _alive(pid: int) -> bool:
@@ -118,6 +120,9 @@ class LocalStack:
                     return resp.status == 200
             except OSError:
                 return False
+        if comp is PROCESSOR:  # its status file appears once it joined the group and recovered its state
+            pid = self.pid(comp)
+            return pid is not None and (self.run_dir / f"processor-{pid}.json").exists()
         if comp is UI:  # its state file appears once the socket accepts requests (a stale one names another pid)
             pid = self.pid(comp)
             return pid is not None and (self.run_dir / f"ui-{pid}.json").exists()

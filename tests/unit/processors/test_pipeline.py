@@ -1,0 +1,136 @@
+"""Records -> engine -> rows envelopes: dead letters, isolation of failures, and the sink accepting the rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import clickhouse_connect
+import numpy as np
+import pytest
+from clickhouse_connect.driver.client import Client
+from fleetlog.processors.core.config import ProcessorConfig
+from fleetlog.processors.core.engine import RunEngine
+from fleetlog.processors.emit import DEAD_LETTER_RUN, concat_columns, rows_messages
+from fleetlog.processors.pipeline import Pipeline, Record
+from fleetlog.sinks import rows as sink_rows
+from fleetlog.sinks.store import migrate
+from processor_helpers import T0, apply
+
+from fleetlog.events import Envelope, Source, decode, encode, encode_metrics
+
+
+def pipeline(engine=None) -> Pipeline:
+    engine = engine or RunEngine(ProcessorConfig(resolutions=(10, 100)))
+    return Pipeline(engine, metrics_topic="t.metrics", events_topic="t.events")
+
+
+def metric_record(run="r", offset=0, n=100, rank=0, world=1, key=None, values=None) -> Record:
+    env = Envelope(kind="metrics", run_id=run, experiment="e", source=Source(host="h", rank=rank, world_size=world))
+    values = np.arange(n, dtype=float) if values is None else values
+    step = np.arange(n)
+    [(_, msg)] = encode_metrics(env, ["loss"], np.zeros(n, np.uint32), step, T0 + step * 10, values)
+    return Record("t.metrics", 0, offset, run.encode() if key is None else key, msg)
+
+
+def event_record(env: Envelope, offset: int) -> Record:
+    return Record("t.events", 0, offset, env.key, encode(env))
+
+
+def test_bad_records_are_dead_letters_with_reason_and_bytes_and_the_rest_is_processed():
+    bad_rule = Envelope(
+        kind="rows",
+        run_id="r",
+        body={"table": "alert_rules", "columns": {"metric": ["loss"], "above": ["x"], "below": [None]}},
+    )
+    records = [
+        Record("t.metrics", 2, 7, b"k", b"\xffgarbage"),
+        metric_record(offset=8, key=b"other"),
+        metric_record(offset=9, rank=3, world=2),
+        event_record(bad_rule, 10),
+        metric_record(offset=11),
+    ]
+    result = pipeline().handle(records, get={}.get, now=5.0)
+    dead = result.dead_letters
+    assert dead["offset"] == [7, 8, 9, 10] and dead["partition"] == [2, 0, 0, 0]
+    assert dead["stage"] == ["processor"] * 4 and dead["payload"][0] == b"\xffgarbage"
+    reasons = dead["reason"]
+    assert "not a msgpack" in reasons[0] and "does not match run id" in reasons[1]
+    assert "does not fit world size" in reasons[2] and "finite number" in reasons[3]
+    assert [r.run_id for r in result.runs] == ["r"] and result.stats["points"] == 100
+
+
+def test_a_run_whose_processing_fails_is_dead_lettered_without_stopping_the_others():
+    class Flaky(RunEngine):
+        def process(self, run_id, *args, **kwargs):
+            if run_id == "bad":
+                raise RuntimeError("boom")
+            return super().process(run_id, *args, **kwargs)
+
+    p = pipeline(Flaky(ProcessorConfig()))
+    result = p.handle([metric_record("bad", 0), metric_record("good", 1)], get={}.get)
+    assert [r.run_id for r in result.runs] == ["good"]
+    assert result.dead_letters["offset"] == [0] and "RuntimeError: boom" in result.dead_letters["reason"][0]
+
+
+def test_rows_are_split_under_the_message_limit_and_survive_the_wire():
+    cols = {"run_id": ["r"] * 5000, "x": list(range(5000)), "v": [0.5] * 5000}
+    messages = list(rows_messages("r", "metric_rollups", cols, max_bytes=20_000))
+    assert len(messages) > 1 and all(len(m) <= 20_000 for m in messages)
+    back = concat_columns([decode(m).body["columns"] for m in messages])
+    assert back == cols
+
+
+@pytest.fixture(scope="module")
+def chdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    path = tmp_path_factory.getbasetemp() / "chdb-store"  # this process's one chDB path (see tests/unit/conftest.py)
+    database = f"p{uuid.uuid4().hex[:10]}"
+    clickhouse_connect.get_client(dsn=f"chdb://{path}").command(f"CREATE DATABASE {database}")
+    client = clickhouse_connect.get_client(dsn=f"chdb://{path}", database=database)
+    migrate(client)
+    yield client
+    client.command(f"DROP DATABASE IF EXISTS {database}")
+
+
+def test_the_sink_inserts_every_derived_table_into_the_real_schema(chdb: Client):
+    engine = RunEngine(ProcessorConfig(resolutions=(10, 100), lost_after_seconds=1))
+    p, store = pipeline(engine), {}
+    values = np.r_[np.ones(150), np.nan, np.ones(49) * 1.01]
+    batch = [metric_record(rank=r, world=2, offset=r, n=200, values=values) for r in range(2)]
+    batch.append(Record("t.metrics", 0, 2, b"k", b"\xff"))
+    results = [p.handle(batch, get=store.get, now=100.0)]
+    apply(store, results[0].runs[0].output.writes)
+    results.append(p.tick([("r", 0)], get=store.get, now=200.0))  # lost: flushes, alerts
+    records, offset = [], 0
+    for result in results:
+        for run in result.runs:
+            for table, parts in run.output.rows.items():
+                for msg in rows_messages(run.run_id, table, concat_columns(parts), max_bytes=900_000):
+                    records.append(sink_rows.Record("t.derived", 0, offset, run.run_id.encode(), msg))
+                    offset += 1
+        for msg in rows_messages(DEAD_LETTER_RUN, "dead_letters", result.dead_letters, max_bytes=900_000):
+            records.append(sink_rows.Record("t.dead", 0, offset, DEAD_LETTER_RUN.encode(), msg))
+            offset += 1
+    builder = sink_rows.TableBuilder()
+    builder.add(records)
+    tables = builder.tables()
+    assert "dead_letters" in tables and tables["dead_letters"].num_rows == 1
+    for table, data in tables.items():
+        chdb.insert_arrow(table, data)
+    count = dict(chdb.query("SELECT rule, count() FROM alerts GROUP BY rule").result_rows)
+    assert count == {"nonfinite": 2, "lost": 1}
+    status, points, end = chdb.query("SELECT status, points, end_time FROM run_summaries FINAL").result_rows[0]
+    assert (status, points, end) == ("Lost", 400, None)
+    first_ts = chdb.query("SELECT min(first_ts) FROM metric_rollups FINAL").result_rows[0][0]
+    assert first_ts.timestamp() == T0 / 1000
+    (rows,) = chdb.query("SELECT sum(count) FROM metric_rollups FINAL WHERE resolution = 100").result_rows[0]
+    assert rows == 400
+    assert chdb.query("SELECT count() FROM rank_aggregates FINAL WHERE complete = 1").result_rows[0][0] == 200
+    assert (
+        chdb.query(
+            "SELECT sum(points) FROM fleet_window_totals WHERE scope = 'experiment' AND window_seconds = 60"
+        ).result_rows[0][0]
+        == 400
+    )
+    dead = chdb.query("SELECT stage, reason, payload FROM dead_letters").result_rows
+    assert dead[0][0] == "processor" and "must be a map" in dead[0][1]
