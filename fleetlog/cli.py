@@ -68,12 +68,18 @@ def sink(
     group: Annotated[str, typer.Option(help="consumer group")] = "fleetlog-sink",
     http_port: Annotated[Optional[int], typer.Option(help="embedded endpoint port")] = None,  # noqa: UP045
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+    instance_id: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="stable member name in the group [FLEETLOG_SINK_INSTANCE_ID]"),
+    ] = None,
 ) -> None:
     """Run a sink worker in the foreground: Kafka -> ClickHouse (and the embedded endpoint)."""
     from fleetlog.sinks.service import run_sink
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = _settings(home=home, kafka_bootstrap=kafka, clickhouse_url=clickhouse, http_port=http_port)
+    settings = _settings(
+        home=home, kafka_bootstrap=kafka, clickhouse_url=clickhouse, http_port=http_port, sink_instance_id=instance_id
+    )
     run_sink(settings, group_id=group)
 
 
@@ -196,7 +202,7 @@ def demo(
 
 
 # Command groups that live in their own modules register here.
-for _module in ("fleetlog.cli_read",):
+for _module in ("fleetlog.cli_read", "fleetlog.sinks.cli"):
     importlib.import_module(_module).register(app)
 
 

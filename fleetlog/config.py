@@ -48,6 +48,11 @@ class Settings:
     max_message_bytes: int = 900_000
     sink_batch_rows: int = 200_000
     sink_batch_seconds: float = 1.0
+    sink_batch_bytes: int = 32 << 20
+    sink_instance_id: str = ""
+    raw_ttl_days: int = 90
+    logs_ttl_days: int = 90
+    raw_partition: str = "month"
     spool_max_bytes: int = 1 << 30
     heartbeat_interval_seconds: float = 5.0
     telemetry_interval_seconds: float = 10.0
@@ -197,6 +202,17 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "max_message_bytes": ("FLEETLOG_MAX_MESSAGE_BYTES", "largest Kafka message the SDK produces (900000)"),
     "sink_batch_rows": ("FLEETLOG_SINK_BATCH_ROWS", "rows per ClickHouse insert (200000)"),
     "sink_batch_seconds": ("FLEETLOG_SINK_BATCH_SECONDS", "longest a row waits before insert (1.0)"),
+    "sink_batch_bytes": ("FLEETLOG_SINK_BATCH_BYTES", "Kafka bytes per ClickHouse insert, at most (33554432)"),
+    "sink_instance_id": (
+        "FLEETLOG_SINK_INSTANCE_ID",
+        "stable name of this sink in its group: a restart takes its partitions back at once (empty: dynamic)",
+    ),
+    "raw_ttl_days": ("FLEETLOG_RAW_TTL_DAYS", "days raw points are kept; 0 keeps them forever (90)"),
+    "logs_ttl_days": ("FLEETLOG_LOGS_TTL_DAYS", "days captured log lines are kept; 0 keeps them forever (90)"),
+    "raw_partition": (
+        "FLEETLOG_RAW_PARTITION",
+        "metric_points partitions when created: month, week, day, none (month)",
+    ),
     "spool_max_bytes": ("FLEETLOG_SPOOL_MAX_BYTES", "disk the SDK may spool to while Kafka is away (1 GiB)"),
     "heartbeat_interval_seconds": ("FLEETLOG_HEARTBEAT_INTERVAL", "seconds between run heartbeats (5)"),
     "telemetry_interval_seconds": ("FLEETLOG_TELEMETRY_INTERVAL", "seconds between sys/ samples; 0 turns off (10)"),

@@ -22,7 +22,7 @@ from typing import Any
 from fleetlog.config import ENV_VARS, Settings
 from fleetlog.localkafka import LocalKafka
 
-__all__ = ["PROCESSOR", "SINK", "STACK", "UI", "Component", "LocalStack"]
+__all__ = ["PROCESSOR", "SINK", "STACK", "STORE", "UI", "Component", "LocalStack"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class Component:
 
 
 SINK = Component("sink", ("sink",))
+# Not in STACK: a store served on its own (`fleetlog store serve`), for sinks that write to it over HTTP.
+STORE = Component("store", ("store", "serve"))
 UI = Component("ui", ("ui",))
 
 # What `fleetlog up` starts, in order; `down` stops them in reverse.
@@ -114,12 +116,15 @@ class LocalStack:
         raise RuntimeError(f"fleetlog {comp.name} not ready after {timeout_seconds}s; see {self.log_file(comp)}")
 
     def _ready(self, comp: Component) -> bool:
-        if comp is SINK and self.settings.is_embedded_store:
+        if comp is STORE or (comp is SINK and self.settings.is_embedded_store):
             try:
                 with urllib.request.urlopen(f"{self.settings.http_url}/ping", timeout=1) as resp:
                     return resp.status == 200
             except OSError:
                 return False
+        if comp is SINK:  # its status file appears once it consumes (a stale one names another pid)
+            pid = self.pid(comp)
+            return pid is not None and (self.run_dir / f"sink-{pid}.json").exists()
         if comp is PROCESSOR:  # its status file appears once it joined the group and recovered its state
             pid = self.pid(comp)
             return pid is not None and (self.run_dir / f"processor-{pid}.json").exists()
@@ -154,8 +159,8 @@ class LocalStack:
 
     def address(self, comp: Component) -> str | None:
         """Where a component serves, if it serves anything."""
-        if comp is SINK:
-            return self.settings.http_url if self.settings.is_embedded_store else None
+        if comp is STORE or (comp is SINK and self.settings.is_embedded_store):
+            return self.settings.http_url
         if comp is UI:
             return self.settings.ui_url
         return None
@@ -171,7 +176,7 @@ class LocalStack:
                 "log": str(k.log_path),
             },
         }
-        for comp in STACK:
+        for comp in STACK + ([STORE] if self.pid(STORE) else []):
             pid = self.pid(comp)
             workers: dict[str, Any] = {}
             for path in self.run_dir.glob(f"{comp.name}-*.json"):

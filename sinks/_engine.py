@@ -11,11 +11,19 @@ are the pool's bookkeeping and a session's "one request at a time" rule.
 A handle remembers the settings and database it was last given, so a request whose
 URL settings match the previous one's (the normal case: a client sends the same ones
 every time) costs no extra statement.
+
+Inserts spool the request body to a private file and run ``INSERT ... FROM INFILE``:
+chDB's streaming insert (``send_insert``) reports success for blocks the table then
+refuses (too many parts, too many partitions in one block), silently dropping them,
+while a statement run whole raises the error as clickhouse-server would.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -25,6 +33,7 @@ from typing import Any, Final
 
 import chdb
 from fleetlog.sinks._http_protocol import ClickHouseError
+from fleetlog.sinks._sqlscan import with_infile
 
 DEFAULT_DATABASE: Final = "default"
 _SETTING_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -47,6 +56,15 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+@dataclass(frozen=True)
+class InsertSummary:
+    """What an INSERT wrote, for X-ClickHouse-Summary."""
+
+    rows_written: int
+    bytes_written: int
+    elapsed: float
+
+
 @dataclass
 class Handle:
     """One chDB connection (an engine session) and the state the endpoint gave it."""
@@ -55,6 +73,7 @@ class Handle:
     settings: dict[str, str] = field(default_factory=dict)
     database: str | None = DEFAULT_DATABASE
     discard: bool = False
+    spool_dir: str | None = None
 
     def classify(self, sql: bytes) -> tuple[str, int]:
         """chdb-core's own statement analysis: (READ_ONLY|MUTATING|...|CONTROL|UNKNOWN, count)."""
@@ -105,9 +124,28 @@ class Handle:
         with engine_errors():
             return self.conn.send_query(sql, fmt, params=dict(params))
 
-    def insert(self, statement: str, fmt: str, chunks: Iterable[bytes]) -> Any:
-        """Stream data into ``INSERT ... FORMAT fmt`` without holding it all in memory."""
+    def insert(self, statement: str, fmt: str, chunks: Iterable[bytes]) -> InsertSummary:
+        """Run ``INSERT ... FORMAT fmt`` over the data, spooled to disk rather than held in memory."""
         _check_format(fmt)
+        if self.spool_dir is None:
+            return self._stream_insert(statement, fmt, chunks)
+        fd, path = tempfile.mkstemp(dir=self.spool_dir, suffix=".body")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                empty = out.tell() == 0
+            if empty:  # nothing to lose, and FROM INFILE refuses an empty file
+                return self._stream_insert(statement, fmt, ())
+            sql = with_infile(statement.encode(), path) + b" FORMAT " + fmt.encode()
+            with engine_errors():
+                result = self.conn.query(sql, "TabSeparated")
+            return InsertSummary(result.rows_written(), result.bytes_written(), result.elapsed())
+        finally:
+            with suppress(OSError):
+                os.unlink(path)
+
+    def _stream_insert(self, statement: str, fmt: str, chunks: Iterable[bytes]) -> InsertSummary:
         with engine_errors():
             inserter = self.conn.send_insert(statement, fmt)
         try:
@@ -115,7 +153,8 @@ class Handle:
                 with engine_errors():
                     inserter.append(chunk)
             with engine_errors():
-                return inserter.finish()
+                result = inserter.finish()
+            return InsertSummary(result.rows_written, result.bytes_written, result.elapsed)
         except BaseException:
             try:
                 inserter.cancel()
@@ -156,10 +195,11 @@ class HandlePool:
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._spool_dir = tempfile.mkdtemp(prefix="fleetlog-endpoint-")  # private (0700): insert bodies
 
     def open(self) -> Handle:
         with engine_errors():
-            return Handle(chdb.connect(self._connection_string))
+            return Handle(chdb.connect(self._connection_string), spool_dir=self._spool_dir)
 
     @contextmanager
     def checkout(
@@ -233,3 +273,4 @@ class HandlePool:
                     session.lock.release()
         for handle in idle:
             handle.close()
+        shutil.rmtree(self._spool_dir, ignore_errors=True)

@@ -23,7 +23,14 @@ from fleetlog.sinks._engine import Handle, HandlePool
 from fleetlog.sinks._http_codecs import choose_encoding, decode_body
 from fleetlog.sinks._http_protocol import ClickHouseError, RequestArgs, iter_body, parse_multipart, read_limited
 from fleetlog.sinks._http_reply import ReplyMixin, result_summary
-from fleetlog.sinks._sqlscan import NEED_MORE, InsertHead, file_clause, output_format, split_insert
+from fleetlog.sinks._sqlscan import (
+    NEED_MORE,
+    InsertHead,
+    file_clause,
+    output_format,
+    split_insert,
+    with_output_format,
+)
 
 log = logging.getLogger("fleetlog.sink.endpoint")
 
@@ -203,18 +210,64 @@ class RequestHandler(ReplyMixin):
         # Sessionless requests must leave no state (SET, USE, temporary tables) on a pooled handle.
         handle.discard = handle.discard or (not in_session and kind != "READ_ONLY")
         fmt = output_format(sql, self.config.formats) or args.transport.get("default_format") or "TabSeparated"
-        if self._may_stream(kind, fmt, args) and self._reply_stream(handle, sql, fmt, args.params):
+        header = None
+        if kind == "READ_ONLY" and fmt.lower() == "native":
+            header = lambda: self._native_header(handle, sql, args.params)  # noqa: E731
+        if self._may_stream(kind, fmt, args) and self._reply_stream(handle, sql, fmt, args.params, header):
             return
         result = handle.query(sql, fmt, args.params)
         buffer = result.get_memview()  # kept referenced: the view below borrows the engine's buffer
-        data = buffer.view() if result.size() else b""
+        data = buffer.view() if result.size() else (header() if header else b"")
         self._reply(data, fmt=fmt if kind == "READ_ONLY" or data else None, summary=result_summary(result))
+
+    def _native_header(self, handle: Handle, sql: bytes, params: dict[str, str]) -> bytes:
+        """The block clickhouse-server sends for an empty Native result: column names and types, no rows.
+
+        chDB writes nothing at all, and a client then cannot tell an empty table's columns.
+        """
+        probe = with_output_format(sql, self.config.formats, "RowBinaryWithNamesAndTypes")
+        result = handle.query(probe, "RowBinaryWithNamesAndTypes", params)
+        return native_header(bytes(result.bytes()))
 
     def _may_stream(self, kind: str, fmt: str, args: RequestArgs) -> bool:
         """Stream (chunked) only when the client does not wait for the end and can read chunks."""
         if kind != "READ_ONLY" or args.flag("wait_end_of_query") or self.request_version == "HTTP/1.0":
             return False
         return fmt.lower() in _STREAMABLE
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+
+
+def _put_varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def native_header(row_binary_header: bytes) -> bytes:
+    """A zero-row Native block from a RowBinaryWithNamesAndTypes header (count, names, types)."""
+    count, pos = _varint(row_binary_header, 0)
+    strings = []
+    for _ in range(2 * count):
+        size, pos = _varint(row_binary_header, pos)
+        strings.append(row_binary_header[pos : pos + size])
+        pos += size
+    out = [_put_varint(count), _put_varint(0)]
+    for name, type_ in zip(strings[:count], strings[count:], strict=True):
+        out += [_put_varint(len(name)), name, _put_varint(len(type_)), type_]
+    return b"".join(out)
 
 
 def _read_head(head: bytes, body: Iterator[bytes]) -> tuple[InsertHead | None, bytes]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar, Final
 
@@ -112,13 +112,21 @@ class ReplyMixin(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _reply_stream(self, handle: Handle, sql: bytes, fmt: str, params: dict[str, str]) -> bool:
+    def _reply_stream(
+        self,
+        handle: Handle,
+        sql: bytes,
+        fmt: str,
+        params: dict[str, str],
+        empty: Callable[[], bytes] | None = None,
+    ) -> bool:
         """Chunked response, one engine block at a time, for clients reading a stream.
 
         The first block is fetched before the headers so a failing query still gets a
         proper error status; a failure after that is written into the body, which is
         what clickhouse-server does and what clickhouse-connect looks for. False when
         chDB cannot stream this statement (``EXISTS``, some ``SHOW``): reply whole.
+        An empty result is answered whole with ``empty()``'s bytes when given.
         """
         try:
             stream = handle.stream(sql, fmt, params)
@@ -129,6 +137,10 @@ class ReplyMixin(BaseHTTPRequestHandler):
         try:
             with engine_errors():
                 first = next(stream, None)
+            if first is None and empty is not None:
+                self._close_stream(handle, stream)
+                self._reply(empty(), fmt=fmt, summary={})
+                return True
             self._headers(200, fmt, None)
             if self._encoding:
                 self.send_header("Content-Encoding", self._encoding)
@@ -137,10 +149,14 @@ class ReplyMixin(BaseHTTPRequestHandler):
             self._write_chunks(_blocks(first, stream), Encoder(self._encoding) if self._encoding else None)
             return True
         finally:
-            try:
-                stream.close()
-            except Exception:
-                handle.discard = True
+            self._close_stream(handle, stream)
+
+    @staticmethod
+    def _close_stream(handle: Handle, stream: Any) -> None:
+        try:
+            stream.close()
+        except Exception:
+            handle.discard = True
 
     def _write_chunks(self, blocks: Iterator[Any], encoder: Encoder | None) -> None:
         def put(data: bytes | memoryview, final: bool = False) -> None:

@@ -161,6 +161,36 @@ def output_format(sql: bytes, known: dict[str, str]) -> str | None:
     return found
 
 
+def with_infile(statement: bytes, path: str) -> bytes:
+    """``INSERT INTO t [(cols)] FROM INFILE 'path' [SETTINGS ...]``: the statement's data read from a file.
+
+    ``statement`` is an :class:`InsertHead`'s (everything before ``FORMAT``); ``path`` is the
+    endpoint's own spool file, never a client's.
+    """
+    text = statement.decode("latin-1")
+    toks = tokens(text)
+    next(toks, None)  # INSERT
+    tok = _skip_target(toks)
+    while tok is not None and not (tok.depth == 0 and _word(tok, "SETTINGS")):
+        tok = next(toks, None)
+    at = len(text) if tok is None else tok.start
+    quoted = path.replace("\\", "\\\\").replace("'", "\\'")
+    return f"{text[:at].rstrip()} FROM INFILE '{quoted}' {text[at:]}".rstrip().encode("latin-1")
+
+
+def with_output_format(sql: bytes, known: dict[str, str], fmt: str) -> bytes:
+    """``sql`` with its top-level ``FORMAT`` clause naming ``fmt`` instead (unchanged without one)."""
+    found: Token | None = None
+    previous: Token | None = None
+    for tok in tokens(sql.decode("latin-1")):
+        if previous is not None and tok.kind == "word" and tok.text.lower() in known:
+            found = tok
+        previous = tok if tok.depth == 0 and _word(tok, "FORMAT") else None
+    if found is None:
+        return sql
+    return sql[: found.start] + fmt.encode() + sql[found.end :]
+
+
 def file_clause(sql: bytes) -> str | None:
     """``INTO OUTFILE`` or ``FROM INFILE`` at top level: files of the *server* process.
 

@@ -94,6 +94,7 @@ class TableBuilder:
         self._derived: dict[str, list[pa.Table]] = {}
         self._high_water = high_water or (lambda keys: {})
         self.landed: dict[StreamKey, int] = {}
+        self.sources: dict[str, list[Record]] = {}  # table -> the records its rows came from
         self.records = 0
         self.duplicates = 0
 
@@ -107,7 +108,7 @@ class TableBuilder:
                     raise InvalidEvent(f"message key {rec.key[:100]!r} does not match run id {env.run_id[:100]!r}")
                 decoded.append((rec, env))
             except InvalidEvent as exc:
-                self.dead(rec, exc.reason)
+                self._reject(rec, exc.reason)
         unknown = {(env.session, env.run_id, rec.topic) for rec, env in decoded if env.session} - self.landed.keys()
         known = self._high_water(unknown) if unknown else {}
         for rec, env in decoded:
@@ -118,24 +119,33 @@ class TableBuilder:
                     continue
                 self.landed[key] = env.seq
             try:
-                self._add(env)
+                table = self._add(env)
             except InvalidEvent as exc:
-                self.dead(rec, exc.reason)
+                self._reject(rec, exc.reason)
+            else:
+                self.sources.setdefault(table, []).append(rec)
 
-    def _add(self, env: Envelope) -> None:
+    def _reject(self, rec: Record, reason: str) -> None:
+        self.dead(rec, reason)
+        self.sources.setdefault("dead_letters", []).append(rec)
+
+    def _add(self, env: Envelope) -> str:
+        """Add the envelope's rows; return the table they go to."""
         if env.kind == "metrics":
             self._points.add(env)
-        elif env.kind == "rows":
+            return "metric_points"
+        if env.kind == "rows":
             table = env.body["table"]
             if table not in DERIVED_TABLES:
-                raise InvalidEvent(f"rows for unknown table {table[:100]!r}")
+                raise InvalidEvent(f"rows for unknown table {str(table)[:100]!r}")
             try:
                 self._derived.setdefault(table, []).append(pa.table(env.body["columns"]))
             except (pa.ArrowException, TypeError, ValueError) as exc:
                 raise InvalidEvent(f"rows for {table!r} are not columns: {exc}") from None
-        else:
-            table, rows = ROW_BUILDERS[env.kind](env)
-            self._rows.setdefault(table, []).extend(rows)
+            return table
+        table, rows = ROW_BUILDERS[env.kind](env)
+        self._rows.setdefault(table, []).extend(rows)
+        return table
 
     def dead(self, rec: Record, reason: str) -> None:
         self._rows.setdefault("dead_letters", []).append(

@@ -13,16 +13,66 @@ loss, an LR schedule and integer GPU utilisation (2.6 B vs 2.8 FPC, 3.2 Gorilla)
 ``non_replicated_deduplication_window`` makes the sink's insert deduplication
 tokens effective on plain MergeTree (the default 0 would silently accept a
 replayed batch twice).
+
+Statements hold two kinds of placeholder that :func:`render` fills:
+``{engine:X}`` (X, or ReplicatedX on a cluster) and ``{partition:col}`` (the
+``PARTITION BY`` clause :class:`SchemaOptions` asks for, applied when a table is
+created).  Retention (TTL) is not a migration: :func:`retention_statements` says
+what the tables' TTL should be and the store brings them to it on every start,
+so changing ``FLEETLOG_RAW_TTL_DAYS`` also updates an existing store.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from fleetlog.sinks.schema_derived import DERIVED_MIGRATIONS, DERIVED_TABLES
 from fleetlog.sinks.schema_types import Migration
 
-__all__ = ["DERIVED_TABLES", "MIGRATIONS", "TABLES", "Migration", "render"]
+__all__ = [
+    "DERIVED_TABLES",
+    "MIGRATIONS",
+    "MIGRATIONS_TABLE",
+    "PARTITIONS",
+    "TABLES",
+    "TTL_TABLES",
+    "Migration",
+    "SchemaOptions",
+    "render",
+    "retention_statements",
+    "ttl_expression",
+]
 
 DEDUP = "non_replicated_deduplication_window = 10000"
+
+# Partition granularities for raw points: fewer, larger partitions are better (a few hundred at most).
+PARTITIONS = {"month": "toYYYYMM({col})", "week": "toMonday({col})", "day": "toDate({col})", "none": ""}
+
+# Tables whose rows expire, and the time column their TTL counts from.
+TTL_TABLES = {"metric_points": "ts", "run_logs": "ts"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchemaOptions:
+    """Choices a deployment makes about layout and retention (``FLEETLOG_RAW_*``).
+
+    ``raw_partition`` applies when ``metric_points`` is created; the TTLs apply on every
+    start. A TTL of 0 keeps rows forever. Rollups and summaries never expire.
+    """
+
+    raw_ttl_days: int = 90
+    logs_ttl_days: int = 90
+    raw_partition: str = "month"
+
+    def __post_init__(self) -> None:
+        if self.raw_partition not in PARTITIONS:
+            raise ValueError(f"raw_partition must be one of {sorted(PARTITIONS)}, not {self.raw_partition!r}")
+        if self.raw_ttl_days < 0 or self.logs_ttl_days < 0:
+            raise ValueError("TTL days must be >= 0 (0 keeps rows forever)")
+
+    def ttl_days(self, table: str) -> int:
+        return self.raw_ttl_days if table == "metric_points" else self.logs_ttl_days
 
 
 _POINTS = f"""
@@ -36,7 +86,7 @@ CREATE TABLE IF NOT EXISTS metric_points
     value Float64 CODEC(Delta, ZSTD(1))
 )
 ENGINE = {{engine:MergeTree}}
-PARTITION BY toYYYYMM(ts)
+{{partition:ts}}
 ORDER BY (run_id, metric, rank, step)
 SETTINGS {DEDUP}
 """
@@ -219,6 +269,11 @@ CORE_MIGRATIONS: tuple[Migration, ...] = (
             _STREAMS,
         ),
     ),
+    Migration(
+        3,
+        "retention: expired raw points leave by whole parts (TTL itself follows FLEETLOG_RAW_TTL_DAYS)",
+        ("ALTER TABLE metric_points MODIFY SETTING ttl_only_drop_parts = 1",),
+    ),
 )
 
 MIGRATIONS: tuple[Migration, ...] = tuple(sorted(CORE_MIGRATIONS + DERIVED_MIGRATIONS, key=lambda m: m.version))
@@ -245,22 +300,68 @@ CREATE TABLE IF NOT EXISTS schema_migrations
     name String,
     applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
 )
-ENGINE = ReplacingMergeTree
+ENGINE = {engine:ReplacingMergeTree}
 ORDER BY version
 """
 
 
-def render(statement: str, *, replicated: bool = False) -> str:
-    """Fill ``{engine:X}`` with X, or its Replicated flavour for a cluster."""
+def render(
+    statement: str, *, replicated: bool = False, options: SchemaOptions | None = None, shard: str = "{shard}"
+) -> str:
+    """Fill ``{engine:X}`` with X (or its Replicated flavour) and ``{partition:col}``.
+
+    ``shard`` names the replication path's shard: ``{shard}`` (the server's macro) for
+    sharded tables, a fixed name for tables every server keeps whole.
+    """
+    options = options or SchemaOptions()
+    statement = _fill(statement, "{partition:", lambda col: _partition(options.raw_partition, col))
+    if not replicated:
+        return _fill(statement, "{engine:", lambda engine: engine)
+    return _fill(statement, "{engine:", lambda engine: _replicated(engine, shard))
+
+
+def _fill(statement: str, marker: str, replace: Callable[[str], str]) -> str:
     out = []
     rest = statement
-    while "{engine:" in rest:
-        head, _, tail = rest.partition("{engine:")
-        engine, _, rest = tail.partition("}")
-        if replicated:
-            name, paren, args = engine.partition("(")
-            zk = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
-            engine = f"Replicated{name}({zk}{', ' + args[:-1] if paren and args[:-1] else ''})"
-        out.append(head + engine)
+    while marker in rest:
+        head, _, tail = rest.partition(marker)
+        arg, _, rest = tail.partition("}")
+        out.append(head + replace(arg))
     out.append(rest)
     return "".join(out)
+
+
+def _partition(granularity: str, column: str) -> str:
+    expression = PARTITIONS[granularity].format(col=column)
+    return f"PARTITION BY {expression}" if expression else ""
+
+
+def _replicated(engine: str, shard: str) -> str:
+    name, paren, args = engine.partition("(")
+    zk = f"'/clickhouse/tables/{shard}/{{database}}/{{table}}', '{{replica}}'"
+    return f"Replicated{name}({zk}{', ' + args[:-1] if paren and args[:-1] else ''})"
+
+
+def ttl_expression(table: str, days: int) -> str | None:
+    """The TTL clause's expression for ``table`` (None: keep forever)."""
+    return f"toDateTime({TTL_TABLES[table]}) + toIntervalDay({days})" if days else None
+
+
+def retention_statements(engine_full: dict[str, str], options: SchemaOptions) -> list[str]:
+    """ALTERs that bring each TTL table to the configured retention; nothing if it is there.
+
+    ``engine_full`` is ``system.tables.engine_full`` by table name, where ClickHouse
+    spells the TTL as ``TTL toDateTime(ts) + toIntervalDay(90)``.
+    """
+    statements = []
+    for table in TTL_TABLES:
+        current = engine_full.get(table)
+        if current is None or not current.removeprefix("Replicated").startswith("MergeTree"):
+            continue  # absent, or a Distributed table over a cluster's local ones (see deploy/clickhouse)
+        wanted = ttl_expression(table, options.ttl_days(table))
+        has_ttl = " TTL " in f" {current} "
+        if wanted is None and has_ttl:
+            statements.append(f"ALTER TABLE {table} REMOVE TTL")
+        elif wanted is not None and f"TTL {wanted}" not in current:
+            statements.append(f"ALTER TABLE {table} MODIFY TTL {wanted}")
+    return statements

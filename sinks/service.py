@@ -16,7 +16,7 @@ import signal
 import time
 from pathlib import Path
 
-from fleetlog.sinks.store import open_store
+from fleetlog.sinks.store import open_store, schema_options
 from fleetlog.sinks.worker import SinkWorker
 
 from fleetlog.config import Settings, mask_url
@@ -27,9 +27,11 @@ __all__ = ["run_sink"]
 log = logging.getLogger("fleetlog.sink")
 
 
-def run_sink(settings: Settings, *, group_id: str = "fleetlog-sink", serve_http: bool = True) -> None:
+def run_sink(
+    settings: Settings, *, group_id: str = "fleetlog-sink", serve_http: bool = True, instance_id: str | None = None
+) -> None:
     """Run until SIGINT/SIGTERM; flush pending batches before leaving."""
-    store = open_store(settings.clickhouse_url)
+    store = open_store(settings.clickhouse_url, options=schema_options(settings))
     log.info("sink writing to %s", mask_url(settings.clickhouse_url))
     endpoint = None
     if serve_http and settings.is_embedded_store:
@@ -41,7 +43,8 @@ def run_sink(settings: Settings, *, group_id: str = "fleetlog-sink", serve_http:
         endpoint.start()
         log.info("ClickHouse HTTP endpoint on %s", endpoint.url)
     try:
-        asyncio.run(_main(settings, SinkWorker(settings, store, group_id=group_id), endpoint))
+        worker = SinkWorker(settings, store, group_id=group_id, instance_id=instance_id or settings.sink_instance_id)
+        asyncio.run(_main(settings, worker, endpoint))
     finally:
         if endpoint is not None:
             endpoint.stop()
@@ -74,6 +77,7 @@ async def _report(settings: Settings, worker: SinkWorker, endpoint: object | Non
                     "pid": os.getpid(),
                     "group": worker.group_id,
                     "http": getattr(endpoint, "url", None),
+                    "store": mask_url(settings.clickhouse_url),
                     "updated": time.time(),
                     "stats": dict(worker.stats),
                 },

@@ -11,12 +11,21 @@ A crash anywhere replays from the last commit.  The replaying worker (this one
 or another after a rebalance) finds the intent for that first offset, cuts the
 batch at the same last offset, and so sends the same token: ClickHouse drops the
 insert it already has.  Nothing is lost (commit follows insert) and nothing is
-duplicated (same batch, same token).
+duplicated (same batch, same token).  A rebalance waits for a flush in progress
+(``on_partitions_revoked`` takes the flush lock), so a partition's next owner
+always sees the intents of the batches its last owner wrote.
 
-Backpressure: when ClickHouse fails with a retriable error the worker pauses its
-partitions, keeps heartbeating, and retries the same batch with backoff; Kafka's
-retention is the buffer.  A batch that can never be inserted goes to
-``dead_letters`` with the reason instead of blocking its partition forever.
+Batches are cut per partition by rows, bytes and age (:mod:`.batching`); one
+poll returns at most ``max_poll_records`` records of at most ``fetch_max_bytes``.
+
+Errors (classified once, in :func:`fleetlog.sinks.store.classify`):
+
+* rows ClickHouse refuses (``DataRejected``) are isolated by halving the batch
+  until the records at fault are found; those go to ``dead_letters`` with the
+  reason, the rest land, and the partition moves on;
+* anything else pauses every partition and retries the same batches with
+  backoff (Kafka's retention is the buffer): quietly for overload and outages,
+  loudly for errors an operator must fix (permissions, a missing table).
 """
 
 from __future__ import annotations
@@ -25,14 +34,15 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from clickhouse_connect.driver.client import Client
+from fleetlog.sinks.batching import Backoff, BatchLimits, PartitionBuffer, batch_token
 from fleetlog.sinks.rows import Record, StreamKey, TableBuilder
-from fleetlog.sinks.store import classify
+from fleetlog.sinks.store import DataRejected, classify
 
 from fleetlog.config import Settings
 from fleetlog.errors import StoreError
@@ -41,73 +51,65 @@ __all__ = ["SinkWorker"]
 
 log = logging.getLogger("fleetlog.sink")
 
-_BYTES_PER_POINT = 28
-
-
-@dataclass
-class _Pending:
-    """Records of one partition read since its last commit."""
-
-    records: list[Record] = field(default_factory=list)
-    nbytes: int = 0
-    since: float = 0.0
-    cut_at: int | None = None
-    checked: bool = False
-
-    def take(self) -> list[Record]:
-        """Records of the next batch: up to a recorded intent's cut, else everything."""
-        if self.cut_at is None:
-            batch, self.records = self.records, []
-        else:
-            batch = [r for r in self.records if r.offset <= self.cut_at]
-            if not batch or batch[-1].offset < self.cut_at:
-                return []
-            self.records = self.records[len(batch) :]
-            self.cut_at = None
-        self.nbytes = sum(len(r.value) for r in self.records)
-        self.since = time.monotonic() if self.records else 0.0
-        return batch
-
 
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, worker: SinkWorker) -> None:
         self.worker = worker
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        for tp in revoked:  # uncommitted: the next owner replays them
-            self.worker.pending.pop(tp, None)
+        async with self.worker.flush_lock:  # a batch in flight finishes (or fails) before its partition moves
+            for tp in revoked:  # uncommitted: the next owner replays them
+                self.worker.pending.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.worker._landed.clear()  # another worker may have landed more meanwhile
+        self.worker.stats["rebalances"] += 1
         log.info("sink assigned %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
 
 
 class SinkWorker:
     """One member of the ``fleetlog-sink`` consumer group."""
 
-    def __init__(self, settings: Settings, store: Client, *, group_id: str = "fleetlog-sink") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Client,
+        *,
+        group_id: str = "fleetlog-sink",
+        instance_id: str | None = None,
+        max_poll_records: int = 2_000,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.group_id = group_id
-        self.pending: dict[TopicPartition, _Pending] = {}
+        self.instance_id = instance_id or None
+        self.max_poll_records = max_poll_records
+        self.limits = BatchLimits(
+            max_rows=settings.sink_batch_rows,
+            max_bytes=settings.sink_batch_bytes,
+            max_seconds=settings.sink_batch_seconds,
+        )
+        self.pending: dict[TopicPartition, PartitionBuffer] = {}
         self.stats: Counter[str] = Counter()
+        self.flush_lock = asyncio.Lock()
         self._landed: dict[StreamKey, int] = {}
+        self._backoff = Backoff()
         self._retry_at = 0.0
-        self._backoff = 0.5
-        self.batch_bytes = settings.sink_batch_rows * _BYTES_PER_POINT
+        self._paused = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then flush what is pending and leave the group."""
         s = self.settings
         consumer = AIOKafkaConsumer(
-            **s.kafka_security(),
             bootstrap_servers=s.kafka_bootstrap,
             group_id=self.group_id,
-            client_id=f"{self.group_id}",
+            group_instance_id=self.instance_id,
+            client_id=self.instance_id or self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_partition_fetch_bytes=16 << 20,
-            fetch_max_bytes=64 << 20,
+            max_partition_fetch_bytes=max(4 << 20, 2 * s.max_message_bytes),
+            fetch_max_bytes=max(8 << 20, min(64 << 20, self.limits.max_bytes)),
+            **s.kafka_security(),
         )
         # The processors' derived rows and dead letters arrive as `rows` events on their own topics.
         topics = [s.metrics_topic, s.events_topic, s.derived_topic, s.dead_letter_topic]
@@ -115,89 +117,130 @@ class SinkWorker:
         await consumer.start()
         try:
             while not stop.is_set():
-                fetched = await consumer.getmany(timeout_ms=100, max_records=20_000)
+                fetched = await consumer.getmany(timeout_ms=100, max_records=self.max_poll_records)
                 self._accept(fetched)
                 await self._maybe_flush(consumer)
-            await self._flush(consumer, force=True)
+            await self._flush(consumer, final=True)
         finally:
             await consumer.stop()
 
     def _accept(self, fetched: dict[TopicPartition, list]) -> None:
         now = time.monotonic()
         for tp, messages in fetched.items():
-            p = self.pending.setdefault(tp, _Pending())
-            if not p.records:
-                p.since = now
-            for m in messages:
-                p.records.append(Record(tp.topic, tp.partition, m.offset, m.key, m.value))
-                p.nbytes += len(m.value)
-            self.stats["records_received"] += len(messages)
+            records = [Record(tp.topic, tp.partition, m.offset, m.key, m.value) for m in messages]
+            self.pending.setdefault(tp, PartitionBuffer()).append(records, now)
+            self.stats["records_received"] += len(records)
 
     async def _maybe_flush(self, consumer: AIOKafkaConsumer) -> None:
         now = time.monotonic()
         if now < self._retry_at:
             return
-        oldest = min((p.since for p in self.pending.values() if p.records), default=now)
-        total = sum(p.nbytes for p in self.pending.values())
-        if total >= self.batch_bytes or now - oldest >= self.settings.sink_batch_seconds or self._retry_at:
+        if self._paused or any(p.due(self.limits, now) for p in self.pending.values()):
             await self._flush(consumer)
 
-    async def _flush(self, consumer: AIOKafkaConsumer, *, force: bool = False) -> None:
-        try:
-            await self._flush_once(consumer)
-        except StoreError as exc:
-            if not exc.retriable and not force:
-                raise
-            self.stats["store_retries"] += 1
-            self._retry_at = time.monotonic() + self._backoff
-            log.warning("ClickHouse insert failed (%s); pausing, retry in %.1fs", exc, self._backoff)
-            self._backoff = min(self._backoff * 2, 30.0)
-            consumer.pause(*consumer.assignment())
-            return
-        if self._retry_at:
-            self._retry_at, self._backoff = 0.0, 0.5
-            consumer.resume(*consumer.assignment())
+    async def _flush(self, consumer: AIOKafkaConsumer, *, final: bool = False) -> None:
+        """Insert and commit every due batch (every batch when ``final``); pause on failure."""
+        everything = final or self._paused
+        async with self.flush_lock:
+            try:
+                while await self._flush_once(consumer, everything):
+                    if not any(p.full(self.limits) or (everything and p.records) for p in self.pending.values()):
+                        break
+            except StoreError as exc:
+                self._pause(consumer, exc)
+                return
+            if self._paused:
+                self._paused, self._retry_at = False, 0.0
+                self._backoff.reset()
+                consumer.resume(*consumer.assignment())
+                self.stats["paused"] = 0
+                log.info("ClickHouse accepts inserts again; resumed consuming")
 
-    async def _flush_once(self, consumer: AIOKafkaConsumer) -> None:
+    def _pause(self, consumer: AIOKafkaConsumer, exc: StoreError) -> None:
+        delay = self._backoff.next_delay()
+        self._retry_at = time.monotonic() + delay
+        self._paused = True
+        consumer.pause(*consumer.assignment())
+        self.stats["store_retries"] += 1
+        self.stats["paused"] = 1
+        if exc.retriable:
+            log.warning("ClickHouse insert failed (%s); paused, retry in %.1fs", exc, delay)
+        else:
+            self.stats["store_errors"] += 1
+            log.error("ClickHouse refuses the sink (%s); paused, retry in %.1fs -- this needs fixing", exc, delay)
+
+    async def _flush_once(self, consumer: AIOKafkaConsumer, everything: bool) -> bool:
+        """One batch per due partition: intents, inserts, commit. False when nothing was due."""
+        now = time.monotonic()
         batches: dict[TopicPartition, list[Record]] = {}
         for tp, p in self.pending.items():
-            if not p.records:
+            if not (everything and p.records) and not p.due(self.limits, now):
                 continue
-            if not p.checked:
-                p.cut_at = await asyncio.to_thread(self._recorded_cut, tp, p.records[0].offset)
-                p.checked = True
-            batch = p.take()
+            if not p.loaded:
+                p.intents = await asyncio.to_thread(self._recorded_intents, tp, p.records[0].offset)
+                p.loaded = True
+            batch = p.take(self.limits)
             if batch:
                 batches[tp] = batch
         if not batches:
-            return
+            return False
         # Re-writing an intent that a replay found is harmless (ReplacingMergeTree).
-        await asyncio.to_thread(self._write_intents, list(batches.values()))
-        for tp, batch in batches.items():
-            try:
+        try:
+            await asyncio.to_thread(self._write_intents, list(batches.values()))
+        except StoreError:
+            for tp, batch in batches.items():
+                self.pending[tp].put_back(batch)
+            raise
+        done: list[TopicPartition] = []
+        try:
+            for tp, batch in batches.items():
                 await asyncio.to_thread(self._insert, batch)
-            except StoreError:
-                self.pending[tp].records[:0] = batch  # keep it for the retry, same cut
-                self.pending[tp].cut_at = batch[-1].offset
-                raise
-        await consumer.commit({tp: OffsetAndMetadata(b[-1].offset + 1, "") for tp, b in batches.items()})
-        self.stats["batches_committed"] += len(batches)
+                done.append(tp)
+        except StoreError:
+            for tp, batch in batches.items():
+                if tp not in done:  # keep it for the retry, same cut
+                    self.pending[tp].put_back(batch)
+            raise
+        finally:
+            await self._commit(consumer, {tp: batches[tp] for tp in done})
+        return True
 
-    def _recorded_cut(self, tp: TopicPartition, first_offset: int) -> int | None:
-        rows = self.store.query(
-            "SELECT max(last_offset) FROM sink_batches FINAL "
-            "WHERE topic = {t:String} AND partition = {p:UInt32} AND first_offset = {o:UInt64}",
-            parameters={"t": tp.topic, "p": tp.partition, "o": first_offset},
-        ).result_rows
-        cut = rows[0][0] if rows else 0
-        if cut:
-            log.info("replaying %s:%d from %d up to recorded cut %d", tp.topic, tp.partition, first_offset, cut)
-            self.stats["replayed_batches"] += 1
-        return cut or None
-
-    def _write_intents(self, batches: list[list[Record]]) -> None:
+    async def _commit(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Record]]) -> None:
+        """Commit what landed; if Kafka refuses, read those partitions again from the batch (a replay)."""
         if not batches:
             return
+        try:
+            await consumer.commit({tp: OffsetAndMetadata(b[-1].offset + 1, "") for tp, b in batches.items()})
+        except (CommitFailedError, KafkaError) as exc:
+            # Typically the group moved on without us; the next owner replays from the last commit.
+            log.warning("offset commit failed (%s); those batches will be replayed", exc)
+            self.stats["commit_failed"] += 1
+            assigned = consumer.assignment()
+            for tp, batch in batches.items():
+                self.pending.pop(tp, None)
+                if tp in assigned:
+                    consumer.seek(tp, batch[0].offset)
+            return
+        self.stats["batches_committed"] += len(batches)
+
+    def _recorded_intents(self, tp: TopicPartition, first_offset: int) -> dict[int, int]:
+        """Batches a previous owner cut from ``first_offset`` on: a replay cuts them the same way."""
+        try:
+            rows = self.store.query(
+                "SELECT first_offset, max(last_offset) FROM sink_batches FINAL "
+                "WHERE topic = {t:String} AND partition = {p:UInt32} AND first_offset >= {o:UInt64} "
+                "GROUP BY first_offset",
+                parameters={"t": tp.topic, "p": tp.partition, "o": first_offset},
+            ).result_rows
+        except Exception as exc:
+            raise classify(exc) from exc
+        intents = {int(first): int(last) for first, last in rows}
+        if intents:
+            log.info("replaying %s:%d from %d: %d recorded batch(es)", tp.topic, tp.partition, first_offset, len(rows))
+            self.stats["replayed_batches"] += len(intents)
+        return intents
+
+    def _write_intents(self, batches: list[list[Record]]) -> None:
         now = datetime.now(timezone.utc)
         rows = [[b[0].topic, b[0].partition, b[0].offset, b[-1].offset, now] for b in batches]
         try:
@@ -211,52 +254,75 @@ class SinkWorker:
         """Highest sequence number already landed per producer stream (cached; -1 if none)."""
         missing = [k for k in keys if k not in self._landed]
         if missing:
-            rows = self.store.query(
-                "SELECT session, run_id, topic, max(max_seq) FROM producer_streams "
-                "WHERE (session, run_id, topic) IN {keys:Array(Tuple(String, String, String))} "
-                "GROUP BY session, run_id, topic",
-                parameters={"keys": missing},
-            ).result_rows
+            try:
+                rows = self.store.query(
+                    "SELECT session, run_id, topic, max(max_seq) FROM producer_streams "
+                    "WHERE (session, run_id, topic) IN {keys:Array(Tuple(String, String, String))} "
+                    "GROUP BY session, run_id, topic",
+                    parameters={"keys": missing},
+                ).result_rows
+            except Exception as exc:
+                raise classify(exc) from exc
             found = {(s, r, t): int(seq) for s, r, t, seq in rows}
             for key in missing:
                 self._landed[key] = found.get(key, -1)
         return {k: self._landed[k] for k in keys}
 
     def _insert(self, batch: list[Record]) -> None:
+        """Insert one partition's batch, every table under the batch's token (runs in a thread)."""
         builder = TableBuilder(self._high_water)
-        token = f"{batch[0].topic}:{batch[0].partition}:{batch[0].offset}-{batch[-1].offset}"
-        try:
-            builder.add(batch)
-            tables = builder.tables()
-        except StoreError:
-            raise
-        except Exception as exc:  # a record we failed to validate must not block its partition forever
-            log.exception("building rows failed")
-            self._dead_letter(batch, f"sink could not build rows: {type(exc).__name__}: {exc}", token)
-            return
+        builder.add(batch)
         self.stats["duplicates_dropped"] += builder.duplicates
-        for table, data in tables.items():
+        token = batch_token(batch)
+        for table, data in builder.tables().items():  # producer_streams last: it marks the batch landed
             try:
-                self.store.insert_arrow(table, data, settings={"insert_deduplication_token": token})
-            except Exception as exc:
-                error = classify(exc)
-                if error.retriable:
-                    raise error from exc
-                self._dead_letter(batch, f"insert into {table} failed: {error}", token)
+                self._write(table, data, token)
+            except DataRejected as exc:
+                if table not in builder.sources:
+                    raise StoreError(f"ClickHouse refused the sink's own {table} rows: {exc}") from exc
+                self._isolate(table, builder.sources[table], exc)
                 continue
-            self.stats[f"rows:{table}"] += data.num_rows
+            self._count(table, data.num_rows)
         self._landed.update(builder.landed)
-        self.stats["points_inserted"] += builder.points
 
-    def _dead_letter(self, batch: list[Record], reason: str, token: str) -> None:
+    def _count(self, table: str, rows: int) -> None:
+        self.stats[f"rows:{table}"] += rows
+        if table == "metric_points":
+            self.stats["points_inserted"] += rows
+
+    def _write(self, table: str, data: object, token: str) -> None:
+        try:
+            self.store.insert_arrow(table, data, settings={"insert_deduplication_token": token})
+        except Exception as exc:
+            raise classify(exc) from exc
+
+    def _isolate(self, table: str, records: list[Record], error: DataRejected) -> None:
+        """Find the records whose rows ClickHouse refuses by halving; land the rest, dead-letter those.
+
+        Halves are cut the same way on every replay, and each carries its own token.
+        """
+        if len(records) == 1:
+            self._dead_letter(records, f"insert into {table} refused: {error}")
+            return
+        mid = len(records) // 2
+        for half in (records[:mid], records[mid:]):
+            part = TableBuilder()
+            part.add(half)
+            data = part.tables().get(table)
+            if data is None:
+                continue
+            try:
+                self._write(table, data, batch_token(half) + "/split")
+            except DataRejected as exc:
+                self._isolate(table, half, exc)
+                continue
+            self._count(table, data.num_rows)
+
+    def _dead_letter(self, batch: list[Record], reason: str) -> None:
         """Park records ClickHouse will never accept, so the partition moves on."""
-        log.error("%s; %d records go to dead_letters", reason, len(batch))
+        log.error("%s; %d record(s) go to dead_letters", reason, len(batch))
         builder = TableBuilder()
         for rec in batch:
             builder.dead(rec, reason)
-        data = builder.tables()["dead_letters"]
-        try:
-            self.store.insert_arrow("dead_letters", data, settings={"insert_deduplication_token": token + ":dead"})
-        except Exception as exc:
-            raise classify(exc) from exc
+        self._write("dead_letters", builder.tables()["dead_letters"], batch_token(batch) + "/dead")
         self.stats["dead_letters"] += len(batch)

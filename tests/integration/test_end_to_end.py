@@ -1,4 +1,9 @@
-"""SDK processes -> Kafka -> sink -> chDB, counted exactly, then replayed without duplicates."""
+"""SDK processes -> Kafka -> sink -> ClickHouse, counted exactly, then replayed without duplicates.
+
+Parametrised over both store backends: the embedded chDB store the sink owns, and a store
+served over ClickHouse's HTTP interface that the sink writes to with clickhouse-connect's
+HTTP client, as to a ClickHouse server.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +14,27 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from sink_backends import BACKENDS, backend_settings, start_backend, stop_backend, wait_for
 
 from fleetlog import query
 from fleetlog.config import Settings
 from fleetlog.lag import consumer_lag, topic_partitions
-from fleetlog.stack import SINK, LocalStack
+from fleetlog.stack import SINK
 
 PRODUCER = Path(__file__).with_name("producer_proc.py")
 PROCESSES, POINTS, METRICS = 3, 100_000, 10
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+@pytest.fixture(params=BACKENDS)
+def served(request, settings: Settings):
+    """(settings, stack) with a sink writing to the backend the parameter names."""
+    served_settings = backend_settings(settings, request.param)
+    stack = start_backend(served_settings)
+    yield served_settings, stack
+    stop_backend(stack)
 
 
 def expected_sums() -> dict[str, float]:
@@ -65,7 +72,8 @@ async def rewind(settings: Settings, group: str) -> None:
         await consumer.stop()
 
 
-def test_three_processes_land_exactly_once_and_replay_adds_nothing(settings, stack: LocalStack, sdk_env):
+def test_three_processes_land_exactly_once_and_replay_adds_nothing(served, sdk_env):
+    settings, stack = served
     run_ids = [f"e2e-{i}" for i in range(PROCESSES)]
     procs = [
         subprocess.Popen(

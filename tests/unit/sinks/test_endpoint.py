@@ -19,11 +19,12 @@ from urllib.parse import urlencode
 import clickhouse_connect
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import urllib3
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
-from fleetlog.sinks._sqlscan import NEED_MORE, InsertHead, output_format, split_insert
+from fleetlog.sinks._sqlscan import NEED_MORE, InsertHead, output_format, split_insert, with_infile, with_output_format
 from fleetlog.sinks.endpoint import HttpEndpoint
 
 HOSTILE = [
@@ -370,3 +371,45 @@ def test_split_insert_needs_more_and_non_inserts() -> None:
     assert output_format(b"SELECT format FROM t", formats) is None
     assert output_format(b"SELECT 'FORMAT JSON' FORMAT Native", formats) == "Native"
     assert output_format(b"SELECT 1 format json SETTINGS a = 1", formats) == "JSON"
+
+
+def test_an_empty_native_result_keeps_its_columns(http: Client, store_client: Client, table: str) -> None:
+    store_client.command(f"CREATE TABLE {table} (a UInt32, b LowCardinality(String)) ENGINE = MergeTree ORDER BY a")
+    for settings in ({}, {"wait_end_of_query": 1}):  # streamed and whole replies
+        result = http.query(f"SELECT * FROM {table} WHERE a > {{n:UInt32}}", parameters={"n": 5}, settings=settings)
+        assert result.column_names == ("a", "b") and result.result_rows == []
+        assert [t.name for t in result.column_types] == ["UInt32", "LowCardinality(String)"]
+    assert http.query_arrow(f"SELECT a FROM {table}").schema.names == ["a"]
+
+
+def test_an_insert_the_table_refuses_fails_instead_of_vanishing(http: Client, store_client: Client, table: str) -> None:
+    # chDB's streaming insert reports success for blocks the table then refuses; the endpoint must not.
+    store_client.command(
+        f"CREATE TABLE {table} (ts DateTime, a UInt32) ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY a"
+    )
+    months = pd.DataFrame(
+        {"ts": pd.date_range("2001-01-01", periods=150, freq="31D"), "a": np.arange(150, dtype=np.uint32)}
+    )
+    with pytest.raises(DatabaseError, match="Code: 252"):
+        http.insert_df(table, months)
+    with pytest.raises(DatabaseError, match="Code: 252"):
+        http.insert_arrow(table, pa.Table.from_pandas(months, preserve_index=False))
+    assert store_client.query(f"SELECT count() FROM {table}").result_rows == [(0,)]
+    http.insert_df(table, months.iloc[:3])
+    http.insert(table, [[months.ts[3], 3]], column_names=["ts", "a"], settings={"async_insert": 0})
+    assert store_client.query(f"SELECT count() FROM {table}").result_rows == [(4,)]
+
+
+def test_with_infile_and_output_format() -> None:
+    assert with_infile(b"INSERT INTO t (a, b) SETTINGS x = 'FORMAT'", "/tmp/b") == (
+        b"INSERT INTO t (a, b) FROM INFILE '/tmp/b' SETTINGS x = 'FORMAT'"
+    )
+    assert (
+        with_infile(b"INSERT INTO FUNCTION f('SETTINGS')", "/x'y")
+        == b"INSERT INTO FUNCTION f('SETTINGS') FROM INFILE '/x\\'y'"
+    )
+    formats = {"json": "JSON", "native": "Native"}
+    assert (
+        with_output_format(b"SELECT 'FORMAT JSON' FORMAT Native", formats, "TSV") == b"SELECT 'FORMAT JSON' FORMAT TSV"
+    )
+    assert with_output_format(b"SELECT 1", formats, "TSV") == b"SELECT 1"

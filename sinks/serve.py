@@ -1,0 +1,61 @@
+"""``fleetlog store serve``: own an embedded store and serve ClickHouse's HTTP interface over it.
+
+What a ClickHouse server is to a sink that writes over HTTP, without Kafka: the
+process opens the chDB directory (so it is that store's one owner) and answers on
+``FLEETLOG_HTTP_HOST:FLEETLOG_HTTP_PORT``.  Sinks then run with
+``FLEETLOG_CLICKHOUSE=http://127.0.0.1:8123/fleetlog`` -- several at once, in one
+consumer group -- and readers use the same address.  It is also how to read a
+store while no sink is running.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fleetlog.sinks.endpoint import HttpEndpoint
+from fleetlog.sinks.store import connect
+
+from fleetlog.config import Settings
+
+__all__ = ["serve_store", "store_path"]
+
+log = logging.getLogger("fleetlog.store")
+
+
+def store_path(settings: Settings) -> Path:
+    """The chDB directory to serve: FLEETLOG_CLICKHOUSE's when it is chdb://, else $FLEETLOG_HOME/store."""
+    if settings.is_embedded_store:
+        return Path(urlsplit(settings.clickhouse_url).path)
+    return settings.home / "store"
+
+
+def serve_store(settings: Settings, *, path: Path | None = None, stop: threading.Event | None = None) -> None:
+    """Serve the store until SIGINT/SIGTERM (or ``stop``); the state file says where."""
+    path = Path(path or store_path(settings)).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    store = connect(f"chdb://{path}")
+    endpoint = HttpEndpoint(store, host=settings.http_host, port=settings.http_port, password=settings.http_password)
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    state = settings.state_dir / f"store-{os.getpid()}.json"
+    endpoint.start()
+    try:
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.write_text(
+            json.dumps({"pid": os.getpid(), "http": endpoint.url, "path": str(path), "since": time.time()})
+        )
+        log.info("serving the store %s at %s", path, endpoint.url)
+        stop.wait()
+    finally:
+        state.unlink(missing_ok=True)
+        endpoint.stop()
+        store.close()

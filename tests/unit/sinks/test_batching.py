@@ -1,0 +1,61 @@
+"""Where a partition's records are cut into batches: rows, bytes, age, and recorded intents."""
+
+from __future__ import annotations
+
+from fleetlog.sinks.batching import POINT_BYTES, Backoff, BatchLimits, PartitionBuffer, batch_token
+from fleetlog.sinks.rows import Record
+
+
+def records(first: int, n: int, points: int = 100) -> list[Record]:
+    return [Record("t.metrics", 2, first + i, b"r", b"x" * (points * POINT_BYTES)) for i in range(n)]
+
+
+def test_cut_by_rows_bytes_and_age() -> None:
+    p = PartitionBuffer()
+    p.append(records(0, 10), now=100.0)
+    by_rows = BatchLimits(max_rows=350, max_bytes=1 << 30, max_seconds=5)
+    assert p.full(by_rows) and p.due(by_rows, 100.0)
+    assert [r.offset for r in p.take(by_rows)] == [0, 1, 2, 3]  # 400 rows: the record that reached the bound
+    by_bytes = BatchLimits(max_rows=10**9, max_bytes=2 * 100 * POINT_BYTES, max_seconds=5)
+    assert [r.offset for r in p.take(by_bytes)] == [4, 5]
+    loose = BatchLimits(max_rows=10**9, max_bytes=1 << 30, max_seconds=5)
+    assert not p.due(loose, 104.0) and p.due(loose, 105.0)
+    assert [r.offset for r in p.take(loose)] == [6, 7, 8, 9]
+    assert p.take(loose) == [] and p.rows == p.nbytes == 0
+
+
+def test_one_oversized_record_is_still_a_batch() -> None:
+    p = PartitionBuffer()
+    p.append(records(0, 2, points=10_000))
+    assert len(p.take(BatchLimits(max_rows=10, max_bytes=10, max_seconds=1))) == 1
+
+
+def test_a_recorded_intent_cuts_the_replay_where_the_first_attempt_did() -> None:
+    p = PartitionBuffer(intents={3: 7}, loaded=True)
+    limits = BatchLimits(max_rows=100, max_bytes=1 << 30, max_seconds=1)
+    p.append(records(3, 3))
+    assert p.take(limits) == []  # offsets 3-5 read, the intent covers 3-7: wait for the rest
+    p.append(records(6, 5))
+    batch = p.take(limits)
+    assert (batch[0].offset, batch[-1].offset) == (3, 7) and batch_token(batch) == "t.metrics:2:3-7"
+    assert [r.offset for r in p.take(limits)] == [8]  # no intent beyond: cut by the limits again
+
+
+def test_put_back_keeps_the_cut_for_the_retry() -> None:
+    p = PartitionBuffer()
+    p.append(records(0, 6))
+    limits = BatchLimits(max_rows=250, max_bytes=1 << 30, max_seconds=1)
+    batch = p.take(limits)
+    p.append(records(6, 4))
+    p.put_back(batch)
+    wider = BatchLimits(max_rows=10**6, max_bytes=1 << 30, max_seconds=1)
+    assert p.take(wider) == batch  # same records, same token, even with other limits
+    assert [r.offset for r in p.take(wider)] == list(range(3, 10))
+
+
+def test_backoff_grows_to_its_cap_and_resets() -> None:
+    b = Backoff(initial_seconds=1, max_seconds=8)
+    delays = [b.next_delay() for _ in range(6)]
+    assert 0.8 <= delays[0] <= 1.2 and all(6.4 <= d <= 9.6 for d in delays[3:])
+    b.reset()
+    assert b.next_delay() <= 1.2

@@ -1,0 +1,92 @@
+"""The sink worker's store side, without Kafka: idempotent batches and rows ClickHouse refuses.
+
+Runs on both backends (in-process chDB, and HTTP through the endpoint as to a server).
+The records carry no producer session, so only the deduplication tokens stop repeats.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgpack
+import numpy as np
+import pytest
+from fleetlog.sinks.endpoint import HttpEndpoint
+from fleetlog.sinks.rows import Record
+from fleetlog.sinks.store import connect
+from fleetlog.sinks.worker import SinkWorker
+
+from fleetlog.config import Settings
+from fleetlog.errors import StoreUnavailable
+from fleetlog.events import Envelope, Source, encode, encode_metrics
+
+NOW_MS = int(time.time() * 1000)
+
+
+def points(offset: int, ts_ms: np.ndarray, run: str = "r1") -> Record:
+    n = len(ts_ms)
+    env = Envelope(kind="metrics", run_id=run, source=Source(host="h"), sent_at=time.time())
+    steps = np.arange(offset * 1000, offset * 1000 + n)
+    [(_, message)] = list(encode_metrics(env, ["loss"], np.zeros(n, np.uint32), steps, ts_ms, np.full(n, 0.5)))
+    return Record("t.metrics", 0, offset, run.encode(), message)
+
+
+def good(offset: int) -> Record:
+    return points(offset, NOW_MS + np.arange(10))
+
+
+def spread(offset: int) -> Record:
+    """200 months of points in one record: more partitions than one INSERT block may touch."""
+    return points(offset, 1_000_000_000_000 + np.arange(200, dtype=np.int64) * 31 * 86_400_000)
+
+
+def bad_alert(offset: int) -> Record:
+    body = {"table": "alerts", "columns": {"run_id": ["r1"], "rank": ["not a number"]}}
+    env = Envelope(kind="rows", run_id="r1", sent_at=time.time(), body=body)
+    return Record("t.metrics", 0, offset, b"r1", encode(env))
+
+
+def garbage(offset: int) -> Record:
+    return Record("t.metrics", 0, offset, b"r1", msgpack.packb({"v": 1, "kind": "metrics"}))
+
+
+@pytest.fixture
+def worker(store, tmp_path) -> SinkWorker:
+    return SinkWorker(Settings(home=tmp_path), store.client)
+
+
+def count(store, sql: str) -> int:
+    return store.owner.query(sql).result_rows[0][0]
+
+
+def test_a_replayed_batch_adds_nothing(store, worker: SinkWorker) -> None:
+    batch = [good(i) for i in range(5)]
+    for _ in range(3):
+        worker._insert(batch)
+    worker._insert(batch[:2])  # a different cut is a different batch: only a replay must repeat the cut
+    assert count(store, "SELECT count() FROM metric_points") == 70
+
+
+def test_refused_rows_go_to_dead_letters_and_the_rest_lands(store, worker: SinkWorker) -> None:
+    batch = [good(0), bad_alert(1), good(2), spread(3), garbage(4), *[good(i) for i in range(5, 12)]]
+    worker._insert(batch)
+    assert worker.stats["points_inserted"] == 90 and worker.stats["dead_letters"] == 2
+    worker._insert(batch)  # and the replay repeats none of it
+    assert count(store, "SELECT count() FROM metric_points") == 9 * 10
+    assert count(store, "SELECT count() FROM alerts") == 0
+    dead = store.owner.query("SELECT offset, reason FROM dead_letters ORDER BY offset").result_rows
+    assert [offset for offset, _ in dead] == [1, 3, 4]
+    assert "insert into alerts refused" in dead[0][1] and "Code: 6" in dead[0][1]
+    assert "insert into metric_points refused" in dead[1][1] and "partitions for single INSERT block" in dead[1][1]
+    assert "missing field" in dead[2][1]
+
+
+def test_a_store_gone_away_is_retriable(store, tmp_path) -> None:
+    if store.backend != "http":
+        pytest.skip("an in-process store cannot go away")
+    endpoint = HttpEndpoint(store.owner, port=0)
+    endpoint.start()
+    client = connect(f"{endpoint.url}/{store.owner.database}")
+    endpoint.stop()
+    with pytest.raises(StoreUnavailable):
+        SinkWorker(Settings(home=tmp_path), client)._insert([good(0)])
