@@ -130,6 +130,11 @@ class Settings:
         return f"{self.topic_prefix}.derived"
 
     @property
+    def alerts_topic(self) -> str:
+        """Alerts the stream processors raise, as rows for the ``alerts`` table (subscribe to be notified)."""
+        return f"{self.topic_prefix}.alerts"
+
+    @property
     def state_dir(self) -> Path:
         return self.home / "state"
 

@@ -17,7 +17,13 @@ log = logging.getLogger("fleetlog")
 
 
 def topic_names(settings: Settings) -> list[str]:
-    return [settings.metrics_topic, settings.events_topic, settings.dead_letter_topic, settings.derived_topic]
+    return [
+        settings.metrics_topic,
+        settings.events_topic,
+        settings.dead_letter_topic,
+        settings.derived_topic,
+        settings.alerts_topic,
+    ]
 
 
 async def ensure_topics(settings: Settings, *, timeout_seconds: float = 30.0) -> list[str]:

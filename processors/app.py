@@ -93,6 +93,7 @@ def build_app(settings: Settings, *, partitions: int) -> tuple[faust.App, Proces
         runs=tables["runs"],
         state=tables["state"],
         derived=app.topic(settings.derived_topic, **_RAW),
+        alerts=app.topic(settings.alerts_topic, **_RAW),
         dead_letters=app.topic(settings.dead_letter_topic, **_RAW),
     )
     batch, within = settings.processor_batch_records, settings.processor_batch_seconds

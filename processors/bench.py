@@ -179,7 +179,10 @@ def main(argv: list[str] | None = None) -> dict:
         while time.perf_counter() - started < 900:
             if done is None and _lag(settings, app_id(settings), source) == 0:
                 done = time.perf_counter() - started
-            if done is not None and _lag(settings, "fleetlog-sink", [*source, settings.derived_topic]) == 0:
+            if (
+                done is not None
+                and _lag(settings, "fleetlog-sink", [*source, settings.derived_topic, settings.alerts_topic]) == 0
+            ):
                 break
             time.sleep(0.5)
         sink_done = time.perf_counter() - started

@@ -64,6 +64,7 @@ class ProcessorWorker:
         runs: RoutedTable,
         state: RoutedTable,
         derived: TopicT,
+        alerts: TopicT,
         dead_letters: TopicT,
     ) -> None:
         self.app = app
@@ -71,7 +72,7 @@ class ProcessorWorker:
         self.pipeline = pipeline
         self.runs = runs
         self.state = state
-        self.topics = {"derived": derived, "dead": dead_letters}
+        self.topics = {"derived": derived, "alerts": alerts, "dead": dead_letters}
         self.stats: Counter[str] = Counter()
         self.due: dict[str, tuple[float, int]] = {}
         self._lock: asyncio.Lock | None = None
@@ -172,8 +173,9 @@ class ProcessorWorker:
         out: Outgoing = []
         for run in result.runs:
             for table, parts in run.output.rows.items():
+                role = "alerts" if table == "alerts" else "derived"  # alerts get a topic of their own
                 for msg in rows_messages(run.run_id, table, concat_columns(parts), max_bytes=limit):
-                    out.append(("derived", run.run_id.encode(), msg))
+                    out.append((role, run.run_id.encode(), msg))
         for msg in rows_messages(DEAD_LETTER_RUN, "dead_letters", result.dead_letters, max_bytes=limit):
             out.append(("dead", DEAD_LETTER_RUN.encode(), msg))
         return out

@@ -112,7 +112,7 @@ class SinkWorker:
             **s.kafka_security(),
         )
         # The processors' derived rows and dead letters arrive as `rows` events on their own topics.
-        topics = [s.metrics_topic, s.events_topic, s.derived_topic, s.dead_letter_topic]
+        topics = [s.metrics_topic, s.events_topic, s.derived_topic, s.alerts_topic, s.dead_letter_topic]
         consumer.subscribe(topics, listener=_Rebalance(self))
         await consumer.start()
         try:

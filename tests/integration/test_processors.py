@@ -111,7 +111,8 @@ def settled(settings: Settings) -> None:
 
     def idle() -> bool:
         source = asyncio.run(consumer_lag(s, f"{s.topic_prefix}-processor", [s.metrics_topic, s.events_topic]))
-        sink = asyncio.run(consumer_lag(s, "fleetlog-sink", [s.derived_topic, s.dead_letter_topic, s.metrics_topic]))
+        topics = [s.derived_topic, s.alerts_topic, s.dead_letter_topic, s.metrics_topic]
+        sink = asyncio.run(consumer_lag(s, "fleetlog-sink", topics))
         return sum(source.values()) + sum(sink.values()) == 0
 
     wait_for(lambda: idle() and (time.sleep(1.5) or idle()), 90, "processors and sink to catch up")

@@ -101,15 +101,18 @@ def test_rows_are_acknowledged_before_state_is_written_to_the_run_partition(tmp_
         runs=FakeTable(log),
         state=FakeTable(log),
         derived=FakeTopic("derived", log),
+        alerts=FakeTopic("alerts", log),
         dead_letters=FakeTopic("dead", log),
     )
     env = Envelope(kind="metrics", run_id="r", source=Source())
-    [(_, msg)] = encode_metrics(env, ["loss"], np.zeros(3, np.uint32), np.arange(3), T0 + np.arange(3), np.ones(3))
+    [(_, msg)] = encode_metrics(
+        env, ["loss"], np.zeros(3, np.uint32), np.arange(3), T0 + np.arange(3), np.array([1, np.nan, 1])
+    )
     events = [FakeEvent("t.metrics", 2, 0, b"r", msg), FakeEvent("t.metrics", 1, 5, b"x", b"\xc1")]
     asyncio.run(worker.handle(events))
     kinds = [entry[0] for entry in log]
     assert kinds.index("set") > max(i for i, k in enumerate(kinds) if k == "send")
-    assert {("send", "dead", b"-dead-letters-")} <= set(log)
+    assert {("send", "dead", b"-dead-letters-"), ("send", "alerts", b"r"), ("send", "derived", b"r")} <= set(log)
     assert {p for kind, _, p in log if kind == "set"} == {2}
     assert worker.due["r"][1] == 2
 
