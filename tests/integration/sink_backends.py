@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from fleetlog.config import ENV_VARS, Settings
 from fleetlog.events import Envelope, Source, encode, encode_metrics
 from fleetlog.lag import consumer_lag
 from fleetlog.stack import SINK, STORE, LocalStack
+from fleetlog.topics import ensure_topics
 
 BACKENDS = ["chdb", "http"]
 GROUP = "fleetlog-sink"
@@ -144,8 +146,11 @@ class KnownData:
         return rid.encode(), message
 
 
-async def produce(settings: Settings, data: KnownData, *, seconds: float = 0.0) -> None:
-    """Send the known data to the metrics topic, spread over about ``seconds``."""
+async def produce(
+    settings: Settings, data: KnownData, *, seconds: float = 0.0, hurry: threading.Event | None = None
+) -> None:
+    """Send the known data to the metrics topic, spread over about ``seconds`` (the rest at once after ``hurry``)."""
+    await ensure_topics(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -153,7 +158,7 @@ async def produce(settings: Settings, data: KnownData, *, seconds: float = 0.0) 
         for record in range(data.records):
             sends = [data.messages(run, record) for run in range(data.runs)]
             await asyncio.gather(*[await producer.send(settings.metrics_topic, v, key=k) for k, v in sends])
-            if pause:
+            if pause and not (hurry is not None and hurry.is_set()):
                 await asyncio.sleep(pause)
         for rid in data.run_ids():
             env = Envelope(kind="run", run_id=rid, experiment="known", sent_at=time.time(), body={"status": "Done"})

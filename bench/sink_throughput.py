@@ -1,0 +1,154 @@
+"""How fast the sink writes, on both store backends, and what a point then costs on disk.
+
+Run: ``python -m bench.sink_throughput [--points 2000000] [--batch-rows 200000]``
+
+Throughput is the sink's store side as the worker runs it per batch -- write the
+intent, decode the Kafka records, build Arrow columns, insert with the batch's
+deduplication token -- timed over pre-encoded records (10,000 points a record, as
+the SDK sends them), so Kafka's own speed is not in the figure:
+
+* ``chdb``: the embedded store in the sink's process (``chdb:///path``);
+* ``http``: a store served by another process (``fleetlog store serve``), written to
+  with clickhouse-connect over HTTP, as a sink writes to a ClickHouse server.
+
+Storage is the real ``metric_points`` schema (all six columns, codecs as in
+sinks/schema.py), one run per series, after ``OPTIMIZE ... FINAL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from fleetlog.sinks.rows import Record
+from fleetlog.sinks.store import open_store
+from fleetlog.sinks.worker import SinkWorker
+
+from bench.series import SERIES
+from fleetlog.config import Settings
+from fleetlog.events import Envelope, Source, encode_metrics
+from fleetlog.localkafka import free_port
+
+POINTS_PER_RECORD = 10_000
+
+
+def records(points: int, runs: int = 8) -> list[Record]:
+    """Realistic series (loss, LR, GPU utilisation, noise) spread over runs and 4 partitions."""
+    out = []
+    names = list(SERIES)
+    per_run = points // runs
+    for run in range(runs):
+        values = SERIES[names[run % len(names)]](per_run)
+        env = Envelope(kind="metrics", run_id=f"bench-{run}", source=Source(host="bench"), sent_at=time.time())
+        steps = np.arange(per_run)
+        ts = int(time.time() * 1000) + steps * 50
+        idx = np.zeros(per_run, np.uint32)
+        for start in range(0, per_run, POINTS_PER_RECORD):
+            stop = start + POINTS_PER_RECORD
+            sl = slice(start, stop)
+            [(_, msg)] = list(encode_metrics(env, ["loss"], idx[sl], steps[sl], ts[sl], values[sl], max_bytes=1 << 30))
+            out.append(Record("bench.metrics", run % 4, len(out), f"bench-{run}".encode(), msg))
+    return out
+
+
+def batches(recs: list[Record], batch_rows: int) -> list[list[Record]]:
+    per_batch = max(1, batch_rows // POINTS_PER_RECORD)
+    by_partition: dict[int, list[Record]] = {}
+    for r in recs:
+        by_partition.setdefault(r.partition, []).append(r)
+    return [part[i : i + per_batch] for part in by_partition.values() for i in range(0, len(part), per_batch)]
+
+
+def throughput(url: str, recs: list[Record], batch_rows: int) -> float:
+    """Points per second through the worker's insert path."""
+    client = open_store(url)
+    client.command("TRUNCATE TABLE IF EXISTS metric_points")
+    worker = SinkWorker(Settings(home=Path(tempfile.mkdtemp())), client)
+    work = batches(recs, batch_rows)
+    started = time.perf_counter()
+    for batch in work:
+        worker._write_intents([batch])
+        worker._insert(batch)
+    elapsed = time.perf_counter() - started
+    points = worker.stats["points_inserted"]
+    assert client.query("SELECT count() FROM metric_points").result_rows[0][0] == points
+    client.close()
+    return points / elapsed
+
+
+def serve(path: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "FLEETLOG_HTTP_PORT": str(port), "FLEETLOG_HOME": path}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleetlog", "store", "serve", "--path", f"{path}/store", "--log-level", "WARNING"],
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1):
+                return proc, f"http://127.0.0.1:{port}/fleetlog"
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("fleetlog store serve did not start")
+
+
+def storage(url: str, points: int) -> dict[str, float]:
+    """Bytes per point of metric_points (all columns) for each series, after merging."""
+    client = open_store(url, database="storage")
+    out = {}
+    for name, make in SERIES.items():
+        client.command("TRUNCATE TABLE metric_points")
+        values = make(points)
+        env = Envelope(kind="metrics", run_id="r", source=Source(host="b"), sent_at=time.time())
+        steps = np.arange(points)
+        ts = int(time.time() * 1000) + np.cumsum(np.random.default_rng(0).integers(40, 60, points))
+        recs = [
+            Record("b", 0, i, b"r", msg)
+            for i, (_, msg) in enumerate(
+                encode_metrics(env, ["loss"], np.zeros(points, np.uint32), steps, ts, values, max_bytes=1 << 30)
+            )
+        ]
+        SinkWorker(Settings(home=Path(tempfile.mkdtemp())), client)._insert(recs)
+        client.command("OPTIMIZE TABLE metric_points FINAL")
+        nbytes = client.query(
+            "SELECT sum(data_compressed_bytes) FROM system.parts "
+            "WHERE database = currentDatabase() AND table = 'metric_points' AND active"
+        ).result_rows[0][0]
+        out[name] = nbytes / points
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--points", type=int, default=2_000_000)
+    parser.add_argument("--batch-rows", type=int, default=200_000)
+    parser.add_argument("--storage-points", type=int, default=1_000_000)
+    args = parser.parse_args()
+    recs = records(args.points)
+    home = tempfile.mkdtemp(prefix="fleetlog-bench-")
+    chdb_rate = throughput(f"chdb://{home}/direct", recs, args.batch_rows)
+    proc, url = serve(home)
+    try:
+        http_rate = throughput(url, recs, args.batch_rows)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    print(f"sink insert path, {args.points:,} points, {args.batch_rows:,}-row batches:")
+    print(f"  chdb (embedded, in process)      {chdb_rate:>12,.0f} points/s")
+    print(f"  http (store served by a process) {http_rate:>12,.0f} points/s")
+    print(f"metric_points on disk, all columns, {args.storage_points:,} points per series:")
+    for name, per_point in storage(f"chdb://{home}/direct", args.storage_points).items():
+        print(f"  {name:28s} {per_point:6.2f} bytes/point")
+
+
+if __name__ == "__main__":
+    main()
