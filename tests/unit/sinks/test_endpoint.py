@@ -413,3 +413,11 @@ def test_with_infile_and_output_format() -> None:
         with_output_format(b"SELECT 'FORMAT JSON' FORMAT Native", formats, "TSV") == b"SELECT 'FORMAT JSON' FORMAT TSV"
     )
     assert with_output_format(b"SELECT 1", formats, "TSV") == b"SELECT 1"
+
+
+def test_rowbinary_insert_body(endpoint: HttpEndpoint, store_client: Client, table: str) -> None:
+    store_client.command(f"CREATE TABLE {table} (a UInt32, b String) ENGINE = MergeTree ORDER BY a")
+    body = b"".join(int(i).to_bytes(4, "little") + bytes([len(s)]) + s for i, s in [(1, b"x"), (2, b"yz")])
+    response = raw(endpoint, query=f"INSERT INTO {table} FORMAT RowBinary", body=body)
+    assert response.status == 200, response.data
+    assert store_client.query(f"SELECT a, b FROM {table} ORDER BY a").result_rows == [(1, "x"), (2, "yz")]
