@@ -13,9 +13,12 @@ CREATE USER IF NOT EXISTS fleetlog_writer ON CLUSTER '{cluster}'
     SETTINGS PROFILE 'fleetlog_writer';
 
 -- SELECT: the sink reads its intents (sink_batches) and producer sequence numbers back.
--- CREATE TABLE/ALTER are for a single server, where the sink applies migrations itself; on a cluster the
--- administrator runs cluster.sql and the sink finds every migration recorded (it needs no DDL there).
-GRANT ON CLUSTER '{cluster}' SELECT, INSERT, CREATE TABLE, CREATE VIEW, ALTER TABLE ON fleetlog.* TO fleetlog_writer;
+-- CREATE/ALTER are for a single server, where the first sink creates the database and tables, later ones
+-- migrate them, and every start applies the retention settings (ALTER ... MODIFY TTL). On a cluster the
+-- administrator runs cluster.sql, the sink finds every migration recorded and leaves TTL alone: grant
+-- SELECT, INSERT only.
+GRANT ON CLUSTER '{cluster}' SELECT, INSERT, CREATE DATABASE, CREATE TABLE, CREATE VIEW, ALTER TABLE
+    ON fleetlog.* TO fleetlog_writer;
 
 -- Readers: fleetlog's query API, the CLI, the dashboard, Grafana. readonly = 2 allows per-query settings
 -- (clickhouse-connect sends some) but no writes and no DDL.
