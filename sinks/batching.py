@@ -83,10 +83,11 @@ class PartitionBuffer:
         cut = self.intents.pop(self.records[0].offset, None)
         if cut is not None:
             n = next((i for i, r in enumerate(self.records) if r.offset >= cut), len(self.records))
-            if n == len(self.records) or self.records[n].offset != cut:
+            if n == len(self.records):
                 self.intents[self.records[0].offset] = cut
-                return []  # the replay must cover exactly what the intent covered
-            n += 1
+                return []  # the replay must cover exactly what the intent covered: wait for the rest
+            if self.records[n].offset == cut:
+                n += 1  # else the cut record is gone (compacted away): stop before the records after it
         else:
             n, rows, nbytes = 0, 0, 0
             while n < len(self.records) and (n == 0 or (rows < limits.max_rows and nbytes < limits.max_bytes)):

@@ -41,6 +41,12 @@ def test_a_recorded_intent_cuts_the_replay_where_the_first_attempt_did() -> None
     assert [r.offset for r in p.take(limits)] == [8]  # no intent beyond: cut by the limits again
 
 
+def test_an_intent_whose_last_record_is_gone_still_cuts() -> None:
+    p = PartitionBuffer(intents={0: 4}, loaded=True)
+    p.append(records(0, 3) + records(6, 2))  # 3-5 gone (compaction): the replay stops before 6
+    assert [r.offset for r in p.take(BatchLimits())] == [0, 1, 2]
+
+
 def test_put_back_keeps_the_cut_for_the_retry() -> None:
     p = PartitionBuffer()
     p.append(records(0, 6))
