@@ -11,6 +11,9 @@ the SDK sends them), so Kafka's own speed is not in the figure:
 * ``http``: a store served by another process (``fleetlog store serve``), written to
   with clickhouse-connect over HTTP, as a sink writes to a ClickHouse server.
 
+With ``--kafka`` it also times the whole sink -- a ``SinkWorker`` consuming a backlog of
+those records from a local broker, committing as it goes -- on both backends.
+
 Storage is the real ``metric_points`` schema (all six columns, codecs as in
 sinks/schema.py), one run per series, after ``OPTIMIZE ... FINAL``.
 """
@@ -101,6 +104,49 @@ def serve(path: str) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("fleetlog store serve did not start")
 
 
+def kafka_throughput(url: str, recs: list[Record], bootstrap: str) -> float:
+    """Points per second for a sink working off a backlog of ``recs`` in Kafka, commits included."""
+    import asyncio
+    import uuid
+
+    from aiokafka import AIOKafkaProducer
+
+    from fleetlog.topics import ensure_topics
+
+    settings = Settings(
+        home=Path(tempfile.mkdtemp()), kafka_bootstrap=bootstrap, topic_prefix=f"b{uuid.uuid4().hex[:8]}"
+    )
+    client = open_store(url)
+    client.command("TRUNCATE TABLE IF EXISTS metric_points")
+
+    async def run() -> float:
+        await ensure_topics(settings)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_request_size=4 << 20)
+        await producer.start()
+        try:
+            futures = [await producer.send(settings.metrics_topic, r.value, key=r.key) for r in recs]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+        total = len(recs) * POINTS_PER_RECORD
+        worker = SinkWorker(settings, client)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        while not worker.stats["records_received"]:  # joined the group and fetched: start the clock
+            await asyncio.sleep(0.005)
+        started = time.perf_counter()
+        while worker.stats["points_inserted"] < total or worker.stats["batches_committed"] == 0:
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        await task
+        return total / elapsed
+
+    rate = asyncio.run(run())
+    client.close()
+    return rate
+
+
 def storage(url: str, points: int) -> dict[str, float]:
     """Bytes per point of metric_points (all columns) for each series, after merging."""
     client = open_store(url, database="storage")
@@ -132,19 +178,38 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=2_000_000)
     parser.add_argument("--batch-rows", type=int, default=200_000)
     parser.add_argument("--storage-points", type=int, default=1_000_000)
+    parser.add_argument("--kafka", action="store_true", help="also time the whole sink over a local broker")
     args = parser.parse_args()
     recs = records(args.points)
     home = tempfile.mkdtemp(prefix="fleetlog-bench-")
-    chdb_rate = throughput(f"chdb://{home}/direct", recs, args.batch_rows)
-    proc, url = serve(home)
+    broker = None
+    if args.kafka:
+        from fleetlog.localkafka import LocalKafka
+
+        broker = LocalKafka(state_dir=Path(home) / "kafka", port=free_port())
+        broker.start()
+    rates: dict[str, dict[str, float]] = {"insert path": {}, "whole sink (Kafka)": {}}
     try:
-        http_rate = throughput(url, recs, args.batch_rows)
+        chdb_url = f"chdb://{home}/direct"
+        rates["insert path"]["chdb"] = throughput(chdb_url, recs, args.batch_rows)
+        if broker is not None:
+            rates["whole sink (Kafka)"]["chdb"] = kafka_throughput(chdb_url, recs, broker.bootstrap)
+        proc, url = serve(home)
+        try:
+            rates["insert path"]["http"] = throughput(url, recs, args.batch_rows)
+            if broker is not None:
+                rates["whole sink (Kafka)"]["http"] = kafka_throughput(url, recs, broker.bootstrap)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    print(f"sink insert path, {args.points:,} points, {args.batch_rows:,}-row batches:")
-    print(f"  chdb (embedded, in process)      {chdb_rate:>12,.0f} points/s")
-    print(f"  http (store served by a process) {http_rate:>12,.0f} points/s")
+        if broker is not None:
+            broker.stop()
+    names = {"chdb": "chdb (embedded, in process)", "http": "http (store served by a process)"}
+    print(f"{args.points:,} points in records of {POINTS_PER_RECORD:,}, {args.batch_rows:,}-row batches:")
+    for kind, by_backend in rates.items():
+        for backend, rate in by_backend.items():
+            print(f"  {kind:20s} {names[backend]:34s} {rate:>12,.0f} points/s")
     print(f"metric_points on disk, all columns, {args.storage_points:,} points per series:")
     for name, per_point in storage(f"chdb://{home}/direct", args.storage_points).items():
         print(f"  {name:28s} {per_point:6.2f} bytes/point")
