@@ -63,7 +63,25 @@ def faust_settings(settings: Settings, *, partitions: int) -> dict[str, Any]:
         "producer_max_batch_size": 1 << 20,
         "producer_max_request_size": max(2 * settings.max_message_bytes, 1 << 20),
         "web_enabled": False,
+        **_credentials(settings),
     }
+
+
+def _credentials(settings: Settings) -> dict[str, Any]:
+    """The same TLS/SASL settings the SDK and sinks use, in Faust's terms."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return {}
+    ssl_context = settings.kafka_security().get("ssl_context")
+    if "SASL" in settings.kafka_security_protocol:
+        creds: Any = faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            ssl_context=ssl_context,
+            mechanism=settings.kafka_sasl_mechanism or "SCRAM-SHA-512",
+        )
+    else:
+        creds = faust.SSLCredentials(ssl_context)
+    return {"broker_credentials": creds}
 
 
 def build_app(settings: Settings, *, partitions: int) -> tuple[faust.App, ProcessorWorker]:
