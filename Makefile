@@ -63,8 +63,17 @@ test: install kafka-jars ui browser-deps lint
 test-unit: install
 	$(BIN)/python -m pytest tests/unit
 
-bench: install kafka-jars
-	$(BIN)/python -m bench
+# Benchmarks (bench/): the bench extra (MLflow, TensorBoard, profilers) is installed here only, never by `make test`;
+# bench/constraints.txt pins it on top of constraints.txt.  BENCH_ARGS=--quick for a short check of the harness.
+BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml constraints.txt bench/constraints.txt | cksum | cut -d' ' -f1)
+
+$(BENCH_STAMP): pyproject.toml constraints.txt bench/constraints.txt
+	$(BIN)/python -m pip install -q -c constraints.txt -c bench/constraints.txt -e '.[bench]'
+	rm -f $(VENV)/.bench-*
+	touch $@
+
+bench: install kafka-jars $(BENCH_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 up: install kafka-jars ui
 	$(BIN)/fleetlog up

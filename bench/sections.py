@@ -1,0 +1,484 @@
+"""The five benchmark sections of issue 7 (plus scale-out): run, compare, turn into rows.
+
+Baselines (MLflow, TensorBoard) come from the ``bench`` extra; without it their rows say so.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench._common import Row, in_subprocess
+from bench.storage import REALISTIC, WORST
+
+if TYPE_CHECKING:
+    from bench.__main__ import Bench
+
+__all__ = ["e2e", "hotpath", "queries", "scaleout", "storage"]
+
+HOT, STORE, QUERY, E2E, LAT, SCALE = "1 hot path", "4 storage", "5 queries", "2 throughput", "3 latency", "6 scale-out"
+
+
+def _baseline(bench: Bench, key: str, target: str, **kwargs: Any) -> dict[str, Any] | None:
+    """A competitor's figure, or None (recorded) when it cannot run here."""
+    try:
+        out = in_subprocess(target, **kwargs)
+    except Exception as exc:  # a missing extra or a competitor's own failure must not end the bench
+        bench.raw.setdefault("baseline_errors", {})[key] = f"{type(exc).__name__}: {exc}"
+        print(f"   baseline {key} unavailable: {type(exc).__name__}: {exc}", flush=True)
+        return None
+    bench.raw.setdefault("baselines", {})[key] = out
+    return out
+
+
+def _x(other: float, ours: float) -> str:
+    return f"x{other / ours:,.0f}" if other >= 10 * ours else f"x{other / ours:.1f}"
+
+
+def hotpath(bench: Bench) -> None:
+    z, kafka = bench.sizes, bench.kafka()
+    fl = in_subprocess(
+        "bench.hotpath.fleetlog_hot",
+        bootstrap=kafka.bootstrap,
+        topic_prefix=f"hot{uuid.uuid4().hex[:6]}",
+        home=str(bench.root / "hot"),
+        calls=z.hot_calls,
+        reps=z.hot_reps,
+    )
+    bench.raw["hotpath"] = fl
+    reps = fl["rss_after_each_rep_mib"]
+    growth = max(reps) - reps[0]
+    log_us, floor_us, many_us = fl["log_ns"] / 1e3, fl["floor_ns"] / 1e3, fl["log_metrics_ns_per_point"] / 1e3
+    bench.add(
+        Row(
+            HOT,
+            "run.log(name, value), per call",
+            log_us,
+            "µs",
+            "≤ 0.5 µs",
+            log_us <= 0.5,
+            f"wall clock, sender shipping to Kafka meanwhile; floor (method call + time.time + list append) "
+            f"{floor_us:.2f} µs in the same run ({_x(log_us, floor_us)}); CPU of the logging thread "
+            f"{fl['log_cpu_ns'] / 1e3:.2f} µs (floor {fl['floor_cpu_ns'] / 1e3:.2f}); {fl['dropped']} dropped",
+        ),
+        Row(
+            HOT,
+            "run.log_metrics(100 metrics), per point",
+            many_us,
+            "µs",
+            "≤ 0.5 µs",
+            many_us <= 0.5,
+            f"wall clock; CPU of the logging thread {fl['log_metrics_cpu_ns_per_point'] / 1e3:.2f} µs",
+        ),
+        Row(
+            HOT,
+            "single run.log call, p99.9",
+            fl["single_call_p999_ns"] / 1e3,
+            "µs",
+            "never blocks",
+            fl["single_call_p999_ns"] <= max(2 * fl["floor_single_p999_ns"], 10_000),
+            f"floor's p99.9 {fl['floor_single_p999_ns'] / 1e3:.1f} µs; max {fl['single_call_max_ns'] / 1e6:.1f} ms "
+            f"(floor's {fl['floor_single_max_ns'] / 1e6:.1f} ms): preemption and GC on a loaded machine; "
+            f"p50 {fl['single_call_p50_ns'] / 1e3:.2f} µs incl. the timer",
+        ),
+        Row(
+            HOT,
+            "peak extra memory while logging",
+            fl["peak_extra_rss_mib"],
+            "MiB",
+            "bounded",
+            growth <= 8,
+            f"RSS over the reps (MiB): {', '.join(f'{m:.0f}' for m in reps)}: grows {growth:.1f} MiB after the first "
+            f"rep of {z.hot_calls:,} points; buffer bound {fl['buffer_bound_mib']:.0f} MiB per run",
+        ),
+    )
+    root = bench.root / "hot-baselines"
+    for store, sync in (("file", True), ("sqlite", True), ("file", False), ("sqlite", False)):
+        calls = z.mlflow_sqlite_calls if (store == "sqlite" and sync) else z.mlflow_calls
+        key = f"mlflow-{store}-{'sync' if sync else 'async'}"
+        r = _baseline(
+            bench,
+            key,
+            "bench.hotpath.mlflow_hot",
+            root=str(root / key),
+            store=store,
+            synchronous=sync,
+            calls=calls,
+            reps=z.baseline_reps,
+        )
+        if r is None:
+            bench.add(
+                Row(
+                    HOT,
+                    f"MLflow log_metric ({store}, {'sync' if sync else 'async'})",
+                    None,
+                    "µs",
+                    note="not installed: pip install -e '.[bench]'",
+                )
+            )
+            continue
+        us = r["log_ns"] / 1e3
+        note = f"{_x(us, log_us)} fleetlog run.log"
+        if not sync:
+            note += f"; its queue drains at {r['drain_points_per_second']:,.0f} points/s"
+        bench.add(
+            Row(HOT, f"MLflow log_metric ({store}, {'sync' if sync else 'async'}), per call", us, "µs", note=note)
+        )
+        if sync:
+            per = r["log_batch_ns_per_point"] / 1e3
+            bench.add(
+                Row(
+                    HOT,
+                    f"MLflow log_batch(100 metrics) ({store}), per point",
+                    per,
+                    "µs",
+                    note=f"{_x(per, many_us)} fleetlog log_metrics",
+                )
+            )
+    r = _baseline(
+        bench,
+        "tensorboardx",
+        "bench.hotpath.tensorboard_hot",
+        root=str(root / "tb"),
+        calls=z.tb_calls,
+        reps=z.baseline_reps,
+    )
+    if r is not None:
+        us = r["log_ns"] / 1e3
+        bench.add(
+            Row(
+                HOT,
+                "tensorboardX SummaryWriter.add_scalar, per call",
+                us,
+                "µs",
+                note=f"{_x(us, log_us)} fleetlog run.log",
+            )
+        )
+
+
+def _baseline_files(bench: Bench) -> tuple[Path, Path]:
+    """MLflow and TensorBoard stores holding the loss series (written once, read by the query section)."""
+    ml, tb = bench.root / "ml-storage", bench.root / "tb-storage"
+    if "storage-mlflow" not in bench.raw.get("baselines", {}):
+        _baseline(
+            bench, "storage-mlflow", "bench.storage.mlflow_bytes", root=str(ml), points=bench.sizes.baseline_points
+        )
+    if "storage-tensorboard" not in bench.raw.get("baselines", {}):
+        _baseline(
+            bench,
+            "storage-tensorboard",
+            "bench.storage.tensorboard_bytes",
+            root=str(tb),
+            points=bench.sizes.baseline_points,
+        )
+    return ml, tb
+
+
+def storage(bench: Bench) -> None:
+    z = bench.sizes
+    ch = in_subprocess("bench.storage.clickhouse_bytes", home=str(bench.root / "storage"), points=z.storage_points)
+    bench.raw["storage"] = ch
+    for series in (*REALISTIC, WORST):
+        r = ch[series]
+        cols = r["columns"]
+        split = {c: cols.get(c, 0.0) for c in ("value", "ts", "step")}
+        detail = (
+            f"value {split['value']:.2f} + ts {split['ts']:.2f} + step {split['step']:.2f} B, the rest "
+            f"(names, rank, marks, index) {r['bytes_per_point'] - sum(split.values()):.2f}"
+            if sum(split.values())
+            else "one compact part: no per-column sizes"
+        )
+        goal, limit = ("≤ 7 B", 7.0) if series == WORST else ("≤ 3.5 B", 3.5)
+        bench.add(
+            Row(
+                STORE,
+                f"ClickHouse bytes/point: {series}",
+                r["bytes_per_point"],
+                "B",
+                goal,
+                r["bytes_per_point"] <= limit,
+                detail,
+            )
+        )
+    mean = sum(ch[s]["bytes_per_point"] for s in REALISTIC) / len(REALISTIC)
+    bench.add(
+        Row(
+            STORE,
+            "ClickHouse bytes/point: mean of the realistic series",
+            mean,
+            "B",
+            "≤ 3.5 B",
+            mean <= 3.5,
+            f"codecs: value {ch['codecs']['value']}, ts {ch['codecs']['ts']}, step {ch['codecs']['step']}",
+        )
+    )
+    _baseline_files(bench)
+    loss = ch[REALISTIC[0]]["bytes_per_point"]
+    base = bench.raw.get("baselines", {})
+    for store in ("sqlite", "file"):
+        r = base.get("storage-mlflow", {}).get(store)
+        if r:
+            bench.add(
+                Row(
+                    STORE,
+                    f"MLflow {store} store, loss series",
+                    r["bytes_per_point"],
+                    "B",
+                    note=f"{_x(r['bytes_per_point'], loss)} ClickHouse; writes {r['write_points_per_second']:,.0f} "
+                    f"points/s with log_batch",
+                )
+            )
+    r = base.get("storage-tensorboard")
+    if r:
+        bench.add(
+            Row(
+                STORE,
+                "TensorBoard event file, loss series",
+                r["bytes_per_point"],
+                "B",
+                note=f"{_x(r['bytes_per_point'], loss)} ClickHouse",
+            )
+        )
+
+
+def queries(bench: Bench) -> None:
+    from fleetlog.config import Settings
+    from fleetlog.localkafka import free_port
+    from fleetlog.stack import SINK, LocalStack
+
+    z, kafka = bench.sizes, bench.kafka()
+    home = bench.root / "query"
+    built = in_subprocess("bench.queries.build_store", timeout_seconds=900, home=str(home), big_points=z.big_points)
+    settings = Settings(
+        home=home,
+        kafka_bootstrap=kafka.bootstrap,
+        topic_prefix=f"q{uuid.uuid4().hex[:6]}",
+        http_port=free_port(),
+        ui_port=free_port(),
+    )
+    stack = LocalStack(settings)
+    stack.start(SINK, timeout_seconds=180)
+    try:
+        r = in_subprocess("bench.queries.read_queries", http_port=settings.http_port, reps=z.query_reps)
+    finally:
+        stack.stop(SINK)
+    bench.raw["queries"] = {"store": built, **r}
+    where = f"{built['points'] / 1e6:.1f}M points, {built['runs']} runs"
+    ms = 1e3
+    chart = r["chart train/loss"]["p50"] * ms
+    res = r["charts"]["train/loss"]["resolution"]
+    bench.add(
+        Row(
+            QUERY,
+            "chart of a 1M-point series (~1,000 points), p50",
+            chart,
+            "ms",
+            "≤ 20 ms",
+            chart <= 20,
+            f"{res['source']} bucket {res['bucket']}, {r['charts']['train/loss']['points']} points; {where}",
+        )
+    )
+    down = r["chart train/loss_norollup"]["p50"] * ms
+    engine = r["chart engine (downsample SQL)"]["p50"] * ms
+    bench.add(
+        Row(
+            QUERY,
+            "same chart without rollups (server downsampling), p50",
+            down,
+            "ms",
+            "≤ 20 ms",
+            down <= 20,
+            f"the downsample SQL alone through the endpoint {engine:.1f} ms",
+        )
+    )
+    runs = r["runs table + summaries"]["p50"] * ms
+    bench.add(
+        Row(
+            QUERY,
+            f"runs table with loss summaries ({r['runs table rows']} runs), p50",
+            runs,
+            "ms",
+            "≤ 50 ms",
+            runs <= 50,
+        )
+    )
+    latest = r["latest per metric, all runs"]["p50"] * ms
+    bench.add(
+        Row(
+            QUERY,
+            f"latest value per metric, all runs ({r['latest rows']} series), p50",
+            latest,
+            "ms",
+            note="summaries() over every raw point",
+        )
+    )
+    export = r["export 1M -> numpy (Arrow)"]["p50"]
+    bench.add(
+        Row(
+            QUERY,
+            f"export {r['export points']:,} points -> numpy, p50",
+            export,
+            "s",
+            "≤ 0.3 s",
+            export <= 0.3,
+            f"-> pandas DataFrame {r['export 1M -> pandas']['p50']:.2f} s",
+        )
+    )
+    ml, tb = _baseline_files(bench)
+    n = r["export points"]
+    m = _baseline(
+        bench, "query-mlflow", "bench.queries.mlflow_history", db=str(ml / "sqlite" / "mlflow.db"), reps=z.baseline_reps
+    )
+    if m:
+        est = m["seconds_per_point"] * n
+        bench.add(
+            Row(
+                QUERY,
+                f"MLflow get_metric_history (sqlite), {n:,} points",
+                est,
+                "s",
+                note=f"extrapolated from {m['points']:,} points ({m['p50']:.2f} s); {_x(est, export)} fleetlog export",
+            )
+        )
+    t = _baseline(bench, "query-tensorboard", "bench.queries.tensorboard_history", logdir=str(tb), reps=z.baseline_reps)
+    if t:
+        est = t["seconds_per_point"] * n
+        bench.add(
+            Row(
+                QUERY,
+                f"TensorBoard EventAccumulator, {n:,} points",
+                est,
+                "s",
+                note=f"extrapolated from {t['points']:,} points ({t['p50']:.2f} s); {_x(est, export)} fleetlog export",
+            )
+        )
+
+
+def _fleet(bench: Bench, sinks: int, processors: int, *, with_latency: bool) -> dict[str, Any]:
+    from bench import e2e as run
+
+    z, kafka = bench.sizes, bench.kafka()
+    out: dict[str, Any] = {}
+    with run.deploy(bench.root, kafka.bootstrap, kafka.status().pid, sinks=sinks, processors=processors) as dep:
+        out["throughput"] = run.throughput(
+            dep,
+            bench.root,
+            producers=z.producers,
+            runs=z.runs,
+            steps=z.steps,
+            profile_seconds=z.profile_seconds if with_latency else 0,
+        )
+        if with_latency:
+            t = out["throughput"]
+            rate = 0.5 * (t["sustained_points_per_second"] or t["end_to_end_points_per_second"])
+            out["latency"] = run.latency(
+                dep, bench.root, rate=rate, producers=z.producers, runs=z.runs, seconds=z.latency_seconds
+            )
+    return out
+
+
+def e2e(bench: Bench) -> None:
+    z = bench.sizes
+    out = _fleet(bench, 1, 1, with_latency=True)
+    bench.raw["e2e"] = out
+    t = out["throughput"]
+    sustained = t["sustained_points_per_second"] or t["end_to_end_points_per_second"]
+    fleet = f"{z.producers} ranks x {z.runs} runs x 30 metrics x {z.steps:,} steps"
+    bench.add(
+        Row(
+            E2E,
+            "sustained points/s landed in ClickHouse (10%-90% of the run)",
+            sustained,
+            "points/s",
+            "≥ 1,000,000/s",
+            sustained >= 1_000_000,
+            f"{fleet}: {t['expected']:,} points; 1 sink + 1 processor; "
+            f"end to end {t['end_to_end_points_per_second']:,.0f}/s",
+        ),
+        Row(
+            E2E,
+            "SDK logging rate of the same fleet (log_metrics)",
+            t["log_points_per_second"],
+            "points/s",
+            note=f"{t['dropped_by_sdk']} dropped, waited {t['producer_waited_seconds']:.1f} s for the sender",
+        ),
+        Row(
+            E2E,
+            "landed exactly once (count = unique = logged)",
+            t["landed"],
+            "points",
+            "exact",
+            t["exact"],
+            f"unique {t['unique']:,}, logged {t['expected']:,}",
+        ),
+    )
+    for stage in sorted(t["cpu_us_per_point"], key=lambda k: -t["cpu_us_per_point"][k]):
+        bench.add(
+            Row(
+                E2E,
+                f"CPU per point: {stage}",
+                t["cpu_us_per_point"][stage],
+                "µs",
+                note=f"{t['cpu_cores'][stage]:.2f} cores while landing",
+            )
+        )
+    caught = t["processor_caught_up_seconds"]
+    bench.add(
+        Row(
+            E2E,
+            "processor caught up (rollups etc.) after the fleet started",
+            caught,
+            "s",
+            note=f"{t['rollup_rows']:,} rollup rows",
+        )
+    )
+    lat = out["latency"]
+    load = f"under {lat['achieved_rate']:,.0f} points/s (half the sustained rate); polled every {lat['poll_seconds']} s"
+    bench.add(
+        Row(LAT, "log -> raw point queryable, p50", lat["raw_p50"], "s", note=load),
+        Row(
+            LAT,
+            "log -> raw point queryable, p99",
+            lat["raw_p99"],
+            "s",
+            "≤ 2 s",
+            lat["raw_p99"] <= 2.0,
+            f"{lat['raw_seen']} of {lat['probe_points']} probe points seen",
+        ),
+        Row(
+            LAT,
+            "log -> rollup queryable, p50 / p99",
+            lat["rollup_p50"],
+            "s",
+            note=f"p99 {lat['rollup_p99'] or float('nan'):.2f} s, {lat['rollup_seen']} buckets of 10 steps",
+        ),
+    )
+
+
+def scaleout(bench: Bench) -> None:
+    # Back to back, same workload, no profiler: the machine's load drifts between sections.
+    base = _fleet(bench, 1, 1, with_latency=False)["throughput"]
+    two = _fleet(bench, 2, 2, with_latency=False)["throughput"]
+    bench.raw["scaleout"] = {"one": base, "two": two}
+    rate = lambda t: t["sustained_points_per_second"] or t["end_to_end_points_per_second"]  # noqa: E731
+    bench.add(
+        Row(
+            SCALE,
+            "2 sinks + 2 processors, one consumer group: points/s",
+            rate(two),
+            "points/s",
+            note=f"{rate(two) / rate(base):.2f}x 1 sink + 1 processor ({rate(base):,.0f}/s, run just before; load "
+            f"{base['load1']} then {two['load1']}); the second sink writes through the first one's endpoint "
+            "(one store, as with a ClickHouse server)",
+        ),
+        Row(
+            SCALE,
+            "2 + 2: landed exactly once",
+            two["landed"],
+            "points",
+            "exact",
+            two["exact"],
+            f"unique {two['unique']:,}, logged {two['expected']:,}; 1 + 1 exact: {base['exact']}",
+        ),
+    )
