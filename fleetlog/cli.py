@@ -114,6 +114,17 @@ def down(home: HomeOpt = None, kafka: KafkaOpt = None) -> None:
     console.print("down")
 
 
+async def _lags(settings: Settings) -> dict[str, dict[str, int]]:
+    """How far each stage's consumer group is behind: the sink and the processors."""
+    from fleetlog.lag import consumer_lag
+
+    raw = [settings.metrics_topic, settings.events_topic]
+    return {
+        "fleetlog-sink": await consumer_lag(settings, "fleetlog-sink", [*raw, settings.derived_topic]),
+        f"{settings.topic_prefix}-processor": await consumer_lag(settings, f"{settings.topic_prefix}-processor", raw),
+    }
+
+
 @app.command()
 def status(
     home: HomeOpt = None,
@@ -124,15 +135,10 @@ def status(
     stack = _stack(home, kafka)
     report = stack.status()
     report["clickhouse"] = mask_url(stack.settings.clickhouse_url)
-    if report["kafka"]["state"] == "running" or not stack.settings.kafka_bootstrap.startswith("127.0.0.1"):
-        from fleetlog.lag import consumer_lag
-
-        try:
-            report["lag"] = {
-                "fleetlog-sink": asyncio.run(consumer_lag(stack.settings, "fleetlog-sink", report["topics"][:2]))
-            }
-        except Exception as exc:  # status must answer even when Kafka does not
-            report["lag"] = {"error": str(exc)}
+    try:
+        report["lag"] = asyncio.run(asyncio.wait_for(_lags(stack.settings), 10))
+    except Exception as exc:  # status must answer even when Kafka does not
+        report["lag"] = {"error": f"{type(exc).__name__}: {exc}"}
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
         return

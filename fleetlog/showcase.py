@@ -15,16 +15,17 @@ from rich.table import Table
 
 from fleetlog import query
 from fleetlog.config import ENV_VARS, Settings
-from fleetlog.demo import FleetPlan, launch
+from fleetlog.demo import FleetPlan, curves, launch
 from fleetlog.stack import LocalStack
 
 __all__ = ["run_demo"]
 
 
 def _landed(settings: Settings, run_ids: list[str]) -> int:
+    """Points of the simulated metrics only (telemetry's sys/ samples come on top)."""
     df = query.sql(
-        "SELECT count() AS n FROM metric_points WHERE run_id IN {ids:Array(String)} AND NOT startsWith(metric, 'sys/')",
-        {"ids": run_ids},
+        "SELECT count() AS n FROM metric_points WHERE run_id IN {ids:Array(String)} AND metric IN {m:Array(String)}",
+        {"ids": run_ids, "m": list(curves(0, 0, 2))},
         settings=settings,
     )
     return int(df["n"].iloc[0])
