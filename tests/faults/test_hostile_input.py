@@ -140,3 +140,28 @@ def test_passwords_never_appear_in_logs_settings_or_errors(settings, tmp_path):
         [sys.executable, "-m", "fleetlog", "status", "--json"], env=env, capture_output=True, text=True, timeout=60
     )
     assert secret not in status.stdout + status.stderr
+
+
+def test_a_50_mb_image_goes_to_the_artifact_store_not_through_kafka(settings, stack, tmp_path):
+    s = Settings.from_env({}, **{**settings.__dict__, "telemetry_interval_seconds": 0})
+    image = tmp_path / "huge.png"
+    with open(image, "wb") as fh:
+        fh.write(b"\x89PNG\r\n\x1a\n")
+        fh.write(bytes(range(256)) * (50 * 4096))  # 50 MiB of pixels, as far as we care
+    exp = fleetlog.Experiment("huge-image", settings=s)
+    with exp.start_logging() as run:
+        run.log_image("huge", path=image)
+
+    def landed():
+        row = query.sql(
+            "SELECT size, length(inline) AS inline, sha256, uri FROM run_artifacts FINAL WHERE run_id = {r:String}",
+            {"r": run.id},
+            settings=s,
+        )
+        assert len(row) == 1
+        return row.iloc[0]
+
+    row = eventually(landed)
+    assert row["size"] == image.stat().st_size and row["inline"] == 0
+    assert run.get_metrics()["huge"] == row["uri"]
+    exp.close()

@@ -78,7 +78,8 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]
     broker.stop()
 
 
-def test_broker_outage_mid_run_spools_and_replays_without_blocking(own_broker, tmp_path):
+@pytest.mark.parametrize("outage_seconds", [0, 30], ids=["blip", "30s"])
+def test_broker_outage_mid_run_spools_and_replays_without_blocking(own_broker, tmp_path, outage_seconds):
     s = Settings(
         home=tmp_path / "home",
         kafka_bootstrap=own_broker.bootstrap,
@@ -97,17 +98,21 @@ def test_broker_outage_mid_run_spools_and_replays_without_blocking(own_broker, t
             run.log("x", 1.0)
         assert run.flush(30)
         own_broker.stop()
+        down_since = time.monotonic()
         slowest = 0.0
-        for _ in range(5_000):
+        for i in range(5_000):
             t = time.perf_counter()
             run.log("x", 2.0)
             slowest = max(slowest, time.perf_counter() - t)
+            if outage_seconds and i % 500 == 499:  # keep training (and logging) through the whole outage
+                time.sleep(outage_seconds / 10)
         assert slowest < 0.05  # the training loop never waits on the broker
         assert not run.flush(3)  # not acknowledged: spooled, not lost
         deadline = time.monotonic() + 30
         while not any(s.spool_dir.rglob("*.spool")) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert any(s.spool_dir.rglob("*.spool"))
+        assert time.monotonic() - down_since >= outage_seconds
         own_broker.start()
         deadline = time.monotonic() + 90
         while not run.flush(10):
