@@ -44,7 +44,7 @@ class Sizes:
     query_reps: int = 20
     producers: int = 2
     runs: int = 4
-    steps: int = 25_000
+    steps: int = 50_000
     latency_seconds: float = 20.0
     profile_seconds: float = 15.0
 

@@ -151,11 +151,41 @@ def _landed(client: Any, prefix: str) -> tuple[int, int]:
     return int(count), int(unique)
 
 
-def _processor_lag(dep: Deployment) -> int:
+def _slope(samples: list[tuple[float, int]]) -> float | None:
+    """Least-squares points/s over (time, landed) samples; None with too few (inserts land in steps)."""
+    if len(samples) < 5:
+        return None
+    n = len(samples)
+    mt = sum(t for t, _ in samples) / n
+    mc = sum(c for _, c in samples) / n
+    var = sum((t - mt) ** 2 for t, _ in samples)
+    return sum((t - mt) * (c - mc) for t, c in samples) / var if var else None
+
+
+def _rows(client: Any) -> int:
+    """Rows in metric_points from part metadata: cheap enough to poll without loading the sink."""
+    return int(
+        client.query(
+            "SELECT sum(rows) FROM system.parts WHERE database = 'fleetlog' AND table = 'metric_points' AND active"
+        ).result_rows[0][0]
+    )
+
+
+def _lags(dep: Deployment) -> tuple[int, int]:
+    """Records the processors and the sinks have not committed yet, over all their topics."""
     from fleetlog.lag import consumer_lag
 
     s = dep.settings
-    return sum(asyncio.run(consumer_lag(s, f"{s.topic_prefix}-processor", [s.metrics_topic, s.events_topic])).values())
+    source = [s.metrics_topic, s.events_topic]
+    outputs = [s.derived_topic, s.dead_letter_topic, f"{s.topic_prefix}.alerts"]
+
+    async def both() -> tuple[dict[str, int], dict[str, int]]:
+        return await asyncio.gather(
+            consumer_lag(s, f"{s.topic_prefix}-processor", source), consumer_lag(s, "fleetlog-sink", source + outputs)
+        )
+
+    processor, sink = asyncio.run(both())
+    return sum(processor.values()), sum(sink.values())
 
 
 def throughput(
@@ -180,32 +210,32 @@ def throughput(
     profilers = _start_profiles(dep, profile_seconds, root) if profile_seconds else {}
     count = 0
     deadline = t0 + 600
+    base = _rows(client)  # a fresh deployment's store: nothing yet, or an earlier section's points
     while time.time() < deadline:
-        count, _ = _landed(client, tag)
+        count = _rows(client) - base
         series.append((time.time(), count))
         if count >= expected:
             break
         time.sleep(0.5)
     t_landed = time.time()
-    cpu1 = _cpu(pids)
     produced = _collect(procs, 120)
     count, unique = _landed(client, tag)
     for name, (proc, path) in profilers.items():
         proc.wait(timeout=profile_seconds + 60)
         profiles[name] = _top_frames(path)
-    caught_up = None
-    for _ in range(240):
-        if _processor_lag(dep) == 0:
-            caught_up = time.time() - t0
+    caught_up = None  # every stage done: processors consumed it all, sinks inserted their rows too
+    while time.time() < deadline:
+        if _lags(dep) == (0, 0):
+            caught_up = time.time()
             break
         time.sleep(0.5)
+    cpu1, t1 = _cpu(pids), time.time()
     rollups = client.query(
         "SELECT count() FROM metric_rollups WHERE startsWith(run_id, {p:String})", parameters={"p": tag}
     ).result_rows[0][0]
     first = min(p["start"] for p in produced)
     wall = t_landed - first
-    lo = next((t for t, c in series if c >= 0.1 * expected), None)
-    hi = next((t for t, c in series if c >= 0.9 * expected), None)
+    middle = [(t, c) for t, c in series if 0.1 * expected <= c <= 0.9 * expected]
     cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
     cpu["producers"] = sum(p["cpu_seconds"] for p in produced)
     return {
@@ -220,11 +250,12 @@ def throughput(
         "log_points_per_second": expected / (max(p["logged"] for p in produced) - first),
         "landed_seconds": wall,
         "end_to_end_points_per_second": expected / wall,
-        "sustained_points_per_second": 0.8 * expected / (hi - lo) if lo and hi and hi > lo else None,
+        "steady_points_per_second": _slope(middle),
         "cpu_seconds": cpu,
-        "cpu_cores": {k: v / wall for k, v in cpu.items()},
+        "cpu_cores": {k: v / (t1 - t0) for k, v in cpu.items()},
         "cpu_us_per_point": {k: v / expected * 1e6 for k, v in cpu.items()},
-        "processor_caught_up_seconds": caught_up,
+        "all_stages_seconds": None if caught_up is None else caught_up - first,
+        "all_stages_points_per_second": None if caught_up is None else expected / (caught_up - first),
         "rollup_rows": rollups,
         "profiles": profiles,
     }
@@ -315,9 +346,10 @@ def _start_profiles(dep: Deployment, seconds: float, root: Path) -> dict[str, tu
 
 
 def _top_frames(path: Path, top: int = 8) -> dict[str, Any]:
-    """Self and inclusive sample shares of the hottest functions in a folded-stacks file."""
+    """Shares of samples: leaf functions (self), and fleetlog's own functions on the stack (inclusive)."""
     if not path.exists():
         return {"error": "py-spy wrote nothing (no ptrace permission?)"}
+    ours = ("(fleetlog/", "(sinks/", "(processors/", "(producers/")
     own: dict[str, int] = {}
     incl: dict[str, int] = {}
     total = 0
@@ -327,11 +359,10 @@ def _top_frames(path: Path, top: int = 8) -> dict[str, Any]:
             continue
         n = int(count)
         total += n
-        frames = [
-            f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")" for f in stack.split(";")
-        ]
-        own[frames[-1]] = own.get(frames[-1], 0) + n
-        for f in set(frames):
+        frames = stack.split(";")
+        leaf = _frame_name(frames[-1])
+        own[leaf] = own.get(leaf, 0) + n
+        for f in {_frame_name(f, full=True) for f in frames if any(o in f for o in ours)}:
             incl[f] = incl.get(f, 0) + n
     if not total:
         return {"error": "no samples"}
@@ -339,4 +370,11 @@ def _top_frames(path: Path, top: int = 8) -> dict[str, Any]:
     def share(d: dict[str, int]) -> dict[str, float]:
         return {k: round(v / total, 3) for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]}
 
-    return {"samples": total, "self": share(own), "inclusive": share(incl)}
+    return {"samples": total, "self": share(own), "inclusive_fleetlog": share(incl)}
+
+
+def _frame_name(frame: str, *, full: bool = False) -> str:
+    """``func (dir/file.py:12)`` -> ``func (file.py)``, or ``func (dir/file.py)`` when ``full``."""
+    name, _, where = frame.partition(" (")
+    path = where.rsplit(":", 1)[0].rstrip(")")
+    return f"{name} ({path if full else path.rsplit('/', 1)[-1]})"

@@ -3,7 +3,8 @@
 ``build_store`` fills a chDB store in its own process (the real migrations, then
 ``INSERT ... SELECT`` from ``numbers()``): 100 runs x 30 metrics x 3,000 steps, plus one run
 with two 1M-point series, ``train/loss`` with the rollups the processors would have
-written for it and ``train/loss_norollup`` without, so both chart paths are timed.  The
+written for it and ``train/loss_norollup`` without, so both chart paths are timed; every series
+also gets the ``metric_summaries`` row the processors keep.  The
 sink process then owns the store and serves it; every timed call goes through
 ``fleetlog.query`` over HTTP, as a user's would.
 """
@@ -57,6 +58,22 @@ GROUP BY run_id, metric, rank, b
 """
 
 
+_SUMMARIES = """
+INSERT INTO metric_summaries
+    (run_id, metric, rank, count, nonfinite, sum, min, min_step, max, max_step,
+     first, first_step, last, last_step, first_ts, last_ts, version)
+SELECT run_id, metric, rank, count(), countIf(NOT isFinite(value)), sumIf(value, isFinite(value)),
+    min(value), argMin(step, value), max(value), argMax(step, value),
+    argMin(value, step), min(step), argMax(value, step), max(step), min(ts), max(ts), 1
+FROM metric_points GROUP BY run_id, metric, rank
+"""
+
+LATEST = (
+    "SELECT run_id, metric, argMax(last, (last_step, version)) AS last_value, max(last_step) AS at_step "
+    "FROM metric_summaries FINAL GROUP BY run_id, metric ORDER BY run_id, metric"
+)
+
+
 def build_store(*, home: str, big_points: int) -> dict[str, Any]:
     """Fill the store; returns its point count and how long building took."""
     from fleetlog.sinks.store import open_store
@@ -84,6 +101,7 @@ def build_store(*, home: str, big_points: int) -> dict[str, Any]:
             f"SELECT id, k, toString(cityHash64(id, k) % 1000), 'int', now64(6) "
             f"FROM (SELECT {ids} AS id) ARRAY JOIN {list(keys)!r} AS k"
         )
+    client.command(_SUMMARIES)  # what the processors keep per series, as for the rollups above
     client.command("OPTIMIZE TABLE metric_points FINAL")
     points = client.query("SELECT count() FROM metric_points").result_rows[0][0]
     client.close()
@@ -138,6 +156,10 @@ def read_queries(*, http_port: int, reps: int) -> dict[str, Any]:
     latest = q.summaries(ids, settings=settings)
     out["latest rows"] = len(latest)
     record("latest per metric, all runs", lambda: q.summaries(ids, settings=settings), max(reps // 4, 3))
+
+    latest = q.sql(LATEST, settings=settings)
+    out["latest rows (summaries table)"] = len(latest)
+    record("latest per metric, all runs (metric_summaries)", lambda: q.sql(LATEST, settings=settings))
 
     export = "SELECT step, value FROM metric_points WHERE run_id = {r:String} AND metric = {m:String} ORDER BY step"
     bound = {"r": BIG_RUN, "m": "train/loss"}
