@@ -88,7 +88,11 @@ def fleetlog_hot(*, bootstrap: str, topic_prefix: str, home: str, calls: int, re
     def fleet_loop() -> None:
         for v in values:
             log("loss", v)
+
+    def settle() -> None:
+        """Between timed reps: ship what the rep logged, so no rep starts with a full buffer."""
         peak.append(_rss())
+        run.flush(60)
 
     def floor_loop() -> None:
         floor.points.clear()
@@ -98,6 +102,7 @@ def fleetlog_hot(*, bootstrap: str, topic_prefix: str, home: str, calls: int, re
     fleet, base, fleet_cpu, base_cpu = [], [], [], []
     for _ in range(reps):  # interleaved, so both see the same machine load
         fleet += _per_call_ns(fleet_loop, calls, 1, fleet_cpu)
+        settle()
         base += _per_call_ns(floor_loop, calls, 1, base_cpu)
     floor.points.clear()
 
@@ -109,10 +114,21 @@ def fleetlog_hot(*, bootstrap: str, topic_prefix: str, home: str, calls: int, re
     def metrics_loop() -> None:
         for i in range(steps):
             log_metrics(dicts[i & 15], step=i)
-        peak.append(_rss())
 
     many_cpu: list[float] = []
-    many = [ns / 100 for ns in _per_call_ns(metrics_loop, steps, reps, many_cpu)]
+    many = []
+    for _ in range(reps):
+        many += [ns / 100 for ns in _per_call_ns(metrics_loop, steps, 1, many_cpu)]
+        settle()
+
+    # How fast the sender ships when the loop never yields: log a burst that fits the buffer, then flush.
+    burst = values * max(1, (settings.max_buffer_points // 2) // len(values))
+    started = time.perf_counter()
+    for v in burst:
+        log("loss", v)
+    logged = time.perf_counter() - started
+    run.flush(120)
+    shipped = time.perf_counter() - started
 
     single = _single_calls(log, values)
     flushed = time.perf_counter()
@@ -141,6 +157,9 @@ def fleetlog_hot(*, bootstrap: str, topic_prefix: str, home: str, calls: int, re
         "rss_after_each_rep_mib": [(r - rss0) / 2**20 for r in peak[1:]],
         "buffer_bound_mib": settings.max_buffer_points * 28 / 2**20,
         "dropped": dropped,
+        "burst_points": len(burst),
+        "burst_log_seconds": logged,
+        "burst_shipped_points_per_second": len(burst) / shipped,
         "durable": durable,
         "final_flush_seconds": flush_seconds,
         "points_sent": stats.get("points", 0),
