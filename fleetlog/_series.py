@@ -9,6 +9,10 @@ min of mins, max of maxes, sum of sums...) or, when there is none, from grouping
 points by ``intDiv(step, B)`` on the server. A rollup that lags behind a running
 series is completed from raw points past what it covers.
 
+Planning costs one round trip when the processors keep ``metric_summaries``: each series'
+length and span come from its summary row, and the rollups' coverage rides in the same
+query; without summaries (or for a step or time range) the points are scanned instead.
+
 Every bucket carries ``value`` (mean of the finite values), ``min``/``max`` (the
 envelope), ``count``, ``nonfinite`` (NaN/inf seen), ``last`` and ``step`` (its first).
 """
@@ -40,6 +44,7 @@ class Resolution:
     raw_points: int
     step_range: tuple[int, int] | None
     rollup_resolution: int | None = None
+    extent: str = "points"  # where the series' length and span came from: "points" scanned, or "summaries"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,6 +58,7 @@ class Plan:
     rollup: RollupColumns | None = None
     rollup_until: int | None = None  # last step the rollup part covers; raw points after it
     rollup_final: bool = False  # the rollup table replaces rows (read it with FINAL)
+    raw_tail: bool = True  # raw points past ``rollup_until`` complete a lagging rollup
 
 
 def nice_bucket(span: int, points: int) -> int:
@@ -119,62 +125,123 @@ def plan_resolution(
     if resolution not in ("auto", "raw") and not (isinstance(resolution, int) and resolution >= 1):
         raise ValueError(f"resolution must be 'auto', 'raw' or a bucket size in steps (int >= 1), not {resolution!r}")
     where, bound = _where(ids, name, step_range, time_range, rank)
-    extent = query(
-        "SELECT min(lo) AS lo, max(hi) AS hi, max(n) AS n, count() AS series FROM (SELECT min(step) AS lo, "
-        f"max(step) AS hi, count() AS n FROM metric_points WHERE {where} GROUP BY run_id, rank)",
-        bound,
-    )
+    rollups = _Rollups.of(cat, bound) if time_range is None else None
+    extent, coverage, source = None, None, "points"
+    if step_range is None and time_range is None:
+        found = _kept_extent(query, cat, where, bound, len(set(ids)), rollups)
+        if found is not None:
+            (extent, coverage), source = found, "summaries"
+    if extent is None:
+        extent = query(
+            "SELECT min(lo) AS lo, max(hi) AS hi, max(n) AS n, count() AS series FROM (SELECT min(step) AS lo, "
+            f"max(step) AS hi, count() AS n FROM metric_points WHERE {where} GROUP BY run_id, rank)",
+            bound,
+        )
     n = int(extent["n"].iloc[0]) if len(extent) and not pd.isna(extent["n"].iloc[0]) else 0
     if n == 0:
-        return Plan(Resolution("raw", None, "metric_points", 0, None), where, bound)
+        return Plan(Resolution("raw", None, "metric_points", 0, None, extent=source), where, bound)
     lo, hi = int(extent["lo"].iloc[0]), int(extent["hi"].iloc[0])
     if resolution == "raw" or (resolution == "auto" and n <= points) or resolution == 1:
-        return Plan(Resolution("raw", None, "metric_points", n, (lo, hi)), where, bound)
+        return Plan(Resolution("raw", None, "metric_points", n, (lo, hi), extent=source), where, bound)
     bucket = int(resolution) if isinstance(resolution, int) else nice_bucket(hi - lo + 1, points)
     series = int(extent["series"].iloc[0])
-    rollup = _rollup_plan(query, cat, where, bound, bucket, time_range is not None, n, (lo, hi), series)
-    if rollup is not None:
-        return rollup
-    return Plan(Resolution("downsample", bucket, "metric_points", n, (lo, hi)), where, {**bound, "b": bucket})
+    if rollups is not None:
+        if coverage is None:
+            coverage = query(rollups.coverage_sql(), bound)
+        plan = rollups.plan(coverage, where, bound, bucket, n, (lo, hi), series, source)
+        if plan is not None:
+            return plan
+    res = Resolution("downsample", bucket, "metric_points", n, (lo, hi), extent=source)
+    return Plan(res, where, {**bound, "b": bucket})
 
 
-def _rollup_plan(
-    query: Query,
-    cat: Catalog,
-    where: str,
-    bound: dict[str, Any],
-    bucket: int,
-    by_time: bool,
-    n: int,
-    span: tuple[int, int],
-    series: int,
-) -> Plan | None:
-    """Use the coarsest rollup resolution that divides ``bucket`` and covers every series asked for."""
-    table = cat.find("rollups")
-    cols = cat.rollup_columns(table) if table else None
-    if table is None or cols is None or by_time:
+_EXTENT_COLUMNS = frozenset({"run_id", "metric", "rank", "count", "first_step", "last_step"})
+
+
+def _kept_extent(
+    query: Query, cat: Catalog, where: str, bound: dict[str, Any], runs: int, rollups: _Rollups | None
+) -> tuple[pd.DataFrame, pd.DataFrame | None] | None:
+    """Each series' step span and length from the processors' summaries instead of scanning its points,
+    with the rollups' coverage in the same round trip when there are rollups.
+
+    A summary is a second or two behind the points, so a running series may hold a few more
+    points than it says (the chart gets a few more than asked). None when a run asked for has
+    no summary of the metric (no processor ran for it): the caller scans the points then.
+    """
+    table = cat.find("summaries")
+    if table is None or not set(cat.columns(table)) >= _EXTENT_COLUMNS:
         return None
-    if "rank = {rank:UInt32}" in where and cols.rank is None:
-        return None
-    ids_where = "run_id IN {ids:Array(String)} AND metric = {name:String}"
-    if cols.rank is not None and "rank" in bound:
-        ids_where += f" AND {cols.rank} = {{rank:UInt32}}"
     final = " FINAL" if cat.is_replacing(table) else ""
-    rank = cols.rank or "0"
-    found = query(
-        f"SELECT r_ AS r, min(covered) AS covered, count() AS series FROM (SELECT {cols.resolution} AS r_, run_id, "
-        f"{rank} AS rank_, max({cols.max_step}) AS covered FROM {table}{final} WHERE {ids_where} "
-        "GROUP BY r_, run_id, rank_) GROUP BY r ORDER BY r DESC",
-        bound,
+    sql = (
+        "SELECT toUInt32(0) AS r, min(first_step) AS lo, max(last_step) AS hi, max(count) AS n, count() AS series, "
+        f"uniqExact(run_id) AS runs FROM {table}{final} WHERE {where}"
     )
-    for r, covered, rolled in zip(found["r"], found["covered"], found["series"], strict=True):
-        # A series without rollup rows (a processor not there yet) would lose its points: downsample instead.
-        if 1 < int(r) <= bucket and bucket % int(r) == 0 and int(rolled) >= series:
-            until = (int(covered) + 1) // bucket * bucket - 1  # end of the last bucket the rollup completes
-            res = Resolution("rollup", bucket, table, n, span, rollup_resolution=int(r))
-            bound = {**bound, "b": bucket, "r": int(r), "until": until}
-            return Plan(res, where, bound, cols, until, rollup_final=bool(final))
-    return None
+    if rollups is not None:
+        sql += (
+            " UNION ALL SELECT r, toInt64(0), covered, toUInt64(0), series, toUInt64(0) "
+            f"FROM ({rollups.coverage_sql()})"
+        )
+    found = query(sql, bound)
+    extent = found[found["r"] == 0].reset_index(drop=True)
+    if not len(extent) or int(extent["runs"].iloc[0]) < runs:
+        return None
+    coverage = found[found["r"] != 0].rename(columns={"hi": "covered"}) if rollups is not None else None
+    return extent, coverage
+
+
+@dataclass(frozen=True)
+class _Rollups:
+    """The rollup table a series read may use, and the conditions on it."""
+
+    table: str
+    cols: RollupColumns
+    final: str
+    ids_where: str
+
+    @classmethod
+    def of(cls, cat: Catalog, bound: Mapping[str, Any]) -> _Rollups | None:
+        table = cat.find("rollups")
+        cols = cat.rollup_columns(table) if table else None
+        if table is None or cols is None or ("rank" in bound and cols.rank is None):
+            return None
+        ids_where = "run_id IN {ids:Array(String)} AND metric = {name:String}"
+        if cols.rank is not None and "rank" in bound:
+            ids_where += f" AND {cols.rank} = {{rank:UInt32}}"
+        return cls(table, cols, " FINAL" if cat.is_replacing(table) else "", ids_where)
+
+    def coverage_sql(self) -> str:
+        """Per resolution: the last step every series' rollup covers, and how many series it has."""
+        c = self.cols
+        return (
+            f"SELECT r_ AS r, min(covered) AS covered, count() AS series FROM (SELECT {c.resolution} AS r_, "
+            f"run_id, {c.rank or '0'} AS rank_, max({c.max_step}) AS covered FROM {self.table}{self.final} "
+            f"WHERE {self.ids_where} GROUP BY r_, run_id, rank_) GROUP BY r ORDER BY r DESC"
+        )
+
+    def plan(
+        self,
+        coverage: pd.DataFrame,
+        where: str,
+        bound: dict[str, Any],
+        bucket: int,
+        n: int,
+        span: tuple[int, int],
+        series: int,
+        extent: str,
+    ) -> Plan | None:
+        """Use the coarsest resolution that divides ``bucket`` and covers every series asked for."""
+        coverage = coverage.sort_values("r", ascending=False)
+        for r, covered, rolled in zip(coverage["r"], coverage["covered"], coverage["series"], strict=True):
+            # A series without rollup rows (a processor not there yet) would lose its points: downsample instead.
+            if 1 < int(r) <= bucket and bucket % int(r) == 0 and int(rolled) >= series:
+                if int(covered) >= span[1]:
+                    until, tail = int(covered), False  # the rollup holds every point seen: no raw tail to read
+                else:
+                    until, tail = (int(covered) + 1) // bucket * bucket - 1, True  # end of its last full bucket
+                res = Resolution("rollup", bucket, self.table, n, span, rollup_resolution=int(r), extent=extent)
+                bound = {**bound, "b": bucket, "r": int(r), "until": until}
+                return Plan(res, where, bound, self.cols, until, rollup_final=bool(self.final), raw_tail=tail)
+        return None
 
 
 def read_series(query: Query, plan: Plan) -> pd.DataFrame:
@@ -234,6 +301,8 @@ def _rollup_sql(plan: Plan) -> str:
         f"FROM {plan.resolution.table}{final} WHERE {where} AND {c.resolution} = {{r:UInt32}} "
         f"AND {c.max_step} <= {{until:Int64}} GROUP BY run_id, rank_, intDiv({start}, {{b:Int64}}))"
     )
+    if not plan.raw_tail:
+        return rollup + " ORDER BY run_id, rank, step"
     raw = _downsample_sql(plan.where + " AND step > {until:Int64}")
     return (
         "SELECT run_id, rank, step, value, min, max, count, nonfinite, last, ts FROM "

@@ -119,6 +119,16 @@ def _df(settings: Settings | None, query: str, parameters: Mapping[str, Any] | N
         raise _unavailable(settings, exc) from None
 
 
+def _rows(settings: Settings | None, query: str, parameters: Mapping[str, Any] | None = None) -> list[Any]:
+    """A small result as Python rows: no DataFrame built for what is folded into one."""
+    settings = settings or Settings.from_env()
+    try:
+        return client(settings).query(query, parameters=dict(parameters or {})).result_rows
+    except OperationalError as exc:
+        _client.cache_clear()
+        raise _unavailable(settings, exc) from None
+
+
 def _catalog(settings: Settings | None) -> Catalog:
     settings = settings or Settings.from_env()
     try:
@@ -228,26 +238,30 @@ def _typed(value: str, kind: str) -> Any:
     return value
 
 
-def _pivot(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
-    """Long (run_id, key, value, value_type) rows as one column per key, values typed."""
-    if frame.empty:
-        return pd.DataFrame({"run_id": pd.Series(dtype=object)})
-    frame = frame.assign(
-        typed=[_typed(v, t) for v, t in zip(frame["value"], frame["value_type"], strict=True)],
-        key=prefix + frame["key"],
-    )
-    wide = frame.pivot(index="run_id", columns="key", values="typed").reset_index()
-    wide.columns.name = None
-    return wide.infer_objects()
-
-
-def _key_values(settings: Settings | None, table: str, run_ids: Sequence[str]) -> pd.DataFrame:
-    return _df(
+def _key_values(settings: Settings | None, run_ids: Sequence[str]) -> list[tuple[str, str, str, str, str]]:
+    """Params and tags of the runs in one round trip: (``params.``/``tags.``, run_id, key, value, type) rows."""
+    return _rows(
         settings,
-        f"SELECT run_id, key, value, value_type FROM {table} FINAL WHERE run_id IN {{ids:Array(String)}} "
-        "ORDER BY run_id, key",
+        "SELECT 'params.' AS kind, run_id, key, value, value_type FROM run_params FINAL "
+        "WHERE run_id IN {ids:Array(String)} UNION ALL SELECT 'tags.' AS kind, run_id, key, value, value_type "
+        "FROM run_tags FINAL WHERE run_id IN {ids:Array(String)}",
         {"ids": list(run_ids)},
     )
+
+
+def _with_key_values(frame: pd.DataFrame, settings: Settings | None) -> pd.DataFrame:
+    """One typed column per param and tag (``params.<key>``, ``tags.<key>``), None where a run lacks it."""
+    if frame.empty:
+        return frame
+    kv = _key_values(settings, frame["run_id"].tolist())
+    row = {run_id: i for i, run_id in enumerate(frame["run_id"])}
+    wide: dict[str, list[Any]] = {}
+    for kind, run_id, key, value, value_type in kv:
+        wide.setdefault(kind + key, [None] * len(frame))[row[run_id]] = _typed(value, value_type)
+    if not wide:
+        return frame
+    extra = pd.DataFrame({k: wide[k] for k in sorted(wide)}, index=frame.index, dtype=object).infer_objects()
+    return pd.concat([frame, extra], axis=1)
 
 
 def runs(
@@ -269,7 +283,8 @@ def runs(
     ``experiment``/``status`` take a value or a list; ``params={"opt.lr": 0.1}`` and
     ``tags={"suite": "e2e"}`` match values (a list matches any of them, ``None`` only the key);
     ``where`` is a SQL condition on the ``runs`` columns, its values bound from ``parameters``.
-    ``order_by`` names any result column, ``-`` first for descending.
+    ``order_by`` names any result column, ``-`` first for descending. The metric columns
+    come from :func:`summaries` (the processors' summaries where they are kept).
     """
     bound: dict[str, Any] = dict(parameters or {})
     clauses = ["1"]
@@ -297,7 +312,8 @@ def runs(
         f"FROM runs FINAL WHERE {' AND '.join(clauses)} {order}{tail}",
         bound,
     )
-    frame = _with_details(frame, list(metrics), settings)
+    frame = _with_key_values(frame, settings)
+    frame = _with_metrics(frame, list(metrics), settings)
     if not in_sql:
         if order_column not in frame.columns:
             raise ValueError(f"cannot order by {order_column!r}: not a column of the result ({list(frame.columns)})")
@@ -306,18 +322,14 @@ def runs(
     return frame.reset_index(drop=True)
 
 
-def _with_details(frame: pd.DataFrame, metrics: list[str], settings: Settings | None) -> pd.DataFrame:
-    if frame.empty:
+def _with_metrics(frame: pd.DataFrame, metrics: list[str], settings: Settings | None) -> pd.DataFrame:
+    if frame.empty or not metrics:
         return frame
-    ids = frame["run_id"].tolist()
-    for table, prefix in (("run_params", "params."), ("run_tags", "tags.")):
-        frame = frame.merge(_pivot(_key_values(settings, table, ids), prefix), on="run_id", how="left")
-    if metrics:
-        summary = summaries(ids, metrics, settings=settings)
-        for name in metrics:
-            part = summary[summary["metric"] == name][["run_id", "last", "min", "max"]]
-            part = part.rename(columns={c: f"{name}.{c}" for c in ("last", "min", "max")})
-            frame = frame.merge(part, on="run_id", how="left")
+    summary = summaries(frame["run_id"].tolist(), metrics, settings=settings)
+    for name in metrics:
+        part = summary[summary["metric"] == name][["run_id", "last", "min", "max"]]
+        part = part.rename(columns={c: f"{name}.{c}" for c in ("last", "min", "max")})
+        frame = frame.merge(part, on="run_id", how="left")
     return frame
 
 
@@ -331,10 +343,9 @@ def run(run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
     if frame.empty:
         raise RunNotFound(f"no run {run_id!r} in the store; `fleetlog runs` lists the runs there")
     record = {k: (None if _missing(v) else v) for k, v in frame.iloc[0].to_dict().items()}
-    for table, key in (("run_params", "params"), ("run_tags", "tags")):
-        kv = _key_values(settings, table, [run_id])
-        rows = kv.itertuples(index=False) if not kv.empty else ()
-        record[key] = {r.key: _typed(r.value, r.value_type) for r in rows}
+    record["params"], record["tags"] = {}, {}
+    for kind, _, key, value, value_type in _key_values(settings, [run_id]):
+        record[kind.rstrip(".")][key] = _typed(value, value_type)
     return record
 
 
@@ -358,16 +369,44 @@ def experiments(*, settings: Settings | None = None) -> pd.DataFrame:
 # -- metrics -------------------------------------------------------------------------------------
 
 
+_RAW_SUMMARY = (
+    "SELECT run_id, metric, count() AS count, argMax(value, (step, ts)) AS last, "
+    "if(count > nonfinite, minIf(value, isFinite(value)), nan) AS min, "
+    "if(count > nonfinite, maxIf(value, isFinite(value)), nan) AS max, "
+    "countIf(NOT isFinite(value)) AS nonfinite, max(step) AS last_step, max(ts) AS last_ts, uniqExact(rank) AS ranks "
+    "FROM metric_points WHERE run_id IN {{ids:Array(String)}}{cond} GROUP BY run_id, metric"
+)
+# The processors' per-rank summaries, merged across ranks the way _RAW_SUMMARY aggregates points.
+_KEPT_SUMMARY = (
+    "SELECT run_id, metric, n_ AS count, last_ AS last, if(n_ > bad_, lo_, nan) AS min, "
+    "if(n_ > bad_, hi_, nan) AS max, bad_ AS nonfinite, step_ AS last_step, ts_ AS last_ts, ranks_ AS ranks "
+    "FROM (SELECT run_id, metric, "
+    "sum(count) AS n_, argMax(last, (last_step, last_ts)) AS last_, minIf(min, isFinite(min)) AS lo_, "
+    "maxIf(max, isFinite(max)) AS hi_, sum(nonfinite) AS bad_, max(last_step) AS step_, max(last_ts) AS ts_, "
+    "count() AS ranks_ FROM {table}{final} WHERE run_id IN {{ids:Array(String)}}{cond} GROUP BY run_id, metric)"
+)
+_KEPT_COLUMNS = frozenset(
+    {"run_id", "metric", "rank", "count", "nonfinite", "min", "max", "last", "last_step", "last_ts"}
+)
+
+
 def summaries(
     run_ids: str | Sequence[str],
     metrics: Iterable[str] | None = None,
     *,
+    source: str = "auto",
     settings: Settings | None = None,
 ) -> pd.DataFrame:
     """Per run and metric: points, last value (at the highest step), min, max, last step and time.
 
-    NaN and infinities are left out of min/max and counted in ``nonfinite``.
+    NaN and infinities are left out of min/max (NaN when nothing was finite) and counted in
+    ``nonfinite``. ``source="auto"`` reads the summaries the stream processors keep, a second
+    or two behind the raw points and cheap however long the series, for the runs they cover,
+    and aggregates raw points for the others (a store without processors); ``"raw"``
+    aggregates raw points for every run: exact as of now, and slower on long series.
     """
+    if source not in ("auto", "raw"):
+        raise ValueError(f"source must be 'auto' or 'raw', not {source!r}")
     ids = _as_list(run_ids) or []
     names = _as_list(metrics)
     bound: dict[str, Any] = {"ids": ids}
@@ -375,16 +414,21 @@ def summaries(
     if names is not None:
         bound["names"] = names
         cond = " AND metric IN {names:Array(String)}"
-    return _df(
-        settings,
-        "SELECT run_id, metric, count() AS count, argMax(value, (step, ts)) AS last, "
-        "minIf(value, isFinite(value)) AS min, maxIf(value, isFinite(value)) AS max, "
-        "countIf(NOT isFinite(value)) AS nonfinite, max(step) AS last_step, max(ts) AS last_ts, "
-        "uniqExact(rank) AS ranks "
-        f"FROM metric_points WHERE run_id IN {{ids:Array(String)}}{cond} GROUP BY run_id, metric "
-        "ORDER BY run_id, metric",
-        bound,
-    )
+    parts, todo = [], ids
+    cat = _catalog(settings) if source == "auto" and ids else None
+    table = cat.find("summaries") if cat is not None else None
+    if cat is not None and table is not None and set(cat.columns(table)) >= _KEPT_COLUMNS:
+        final = " FINAL" if cat.is_replacing(table) else ""
+        kept = _df(settings, _KEPT_SUMMARY.format(table=table, final=final, cond=cond), bound)
+        # A run the processors have not summarised (or not every metric asked for) is read raw.
+        have = kept.groupby("run_id")["metric"].nunique() if not kept.empty else pd.Series(dtype=int)
+        todo = [i for i in ids if have.get(i, 0) < (len(set(names)) if names is not None else 1)]
+        kept = kept[~kept["run_id"].isin(todo)] if todo and not kept.empty else kept
+        parts.append(kept)
+    if todo:
+        parts.append(_df(settings, _RAW_SUMMARY.format(cond=cond), {**bound, "ids": todo}))
+    frame = parts[0] if len(parts) == 1 else pd.concat([p for p in parts if not p.empty] or parts[:1])
+    return frame.sort_values(["run_id", "metric"], kind="stable").reset_index(drop=True)
 
 
 def metric_names(run_ids: str | Sequence[str], *, settings: Settings | None = None) -> list[str]:

@@ -218,33 +218,8 @@ def test_rollups_are_used_when_present_and_completed_from_raw(s, query_store):
     owner = query_store.owner
     # Rollups at 10 steps for the first 15,000 steps only (a processor lagging behind), in the
     # processors' shape: bucket = floor(step / 10); count includes NaN, sum/min/max leave it out.
-    raw = q.metric("r-long", "loss", resolution="raw", step_range=(0, 14_999), settings=s)
-    g = raw.assign(b=raw["step"] // 10).groupby("b")
-    stamp = pd.Timestamp("2026-01-01", tz="UTC")
-    rows = pd.DataFrame(
-        {
-            "run_id": "r-long",
-            "metric": "loss",
-            "rank": np.uint32(0),
-            "resolution": np.uint32(10),
-            "bucket": g.size().index.astype(np.int64),
-            "count": g.size().to_numpy().astype(np.uint64),
-            "nonfinite": (g.size() - g["value"].count()).to_numpy().astype(np.uint64),
-            "sum": g["value"].sum().to_numpy(),
-            "min": g["value"].min().to_numpy(),
-            "min_step": g["step"].min().to_numpy(),  # (where the minimum is: unused here)
-            "max": g["value"].max().to_numpy(),
-            "max_step": g["step"].min().to_numpy(),
-            "first": g["value"].first().to_numpy(),
-            "first_step": g["step"].min().to_numpy(),
-            "last": g["value"].last().to_numpy(),
-            "last_step": g["step"].max().to_numpy(),
-            "first_ts": stamp,
-            "last_ts": stamp,
-            "version": np.uint64(1),
-        }
-    )
-    owner.insert_df("metric_rollups", rows)
+    raw = q.metric("r-long", "loss", resolution="raw", settings=s)
+    owner.insert_df("metric_rollups", _rollup_rows(raw, until=14_999))
     try:
         df = q.metric("r-long", "loss", settings=s)
         res = df.attrs["resolution"]
@@ -286,3 +261,119 @@ def test_store_not_running_says_how_to_start_it(tmp_path):
         q.runs(settings=dead)
     with pytest.raises(StoreUnavailable):
         connect("http://127.0.0.1:1")
+
+
+def _kept_summary(
+    run_id: str, metric: str, *, count: int, last: float, first_step: int, last_step: int
+) -> pd.DataFrame:
+    """One row of the processors' ``metric_summaries`` (rank 0)."""
+    stamp = pd.Timestamp("2026-01-01", tz="UTC")
+    return pd.DataFrame(
+        {
+            "run_id": [run_id],
+            "metric": [metric],
+            "rank": np.uint32(0),
+            "count": np.uint64(count),
+            "nonfinite": np.uint64(1),
+            "sum": 1.0,
+            "min": 0.01,
+            "min_step": np.int64(last_step),
+            "max": 1.0,
+            "max_step": np.int64(first_step),
+            "first": 1.0,
+            "first_step": np.int64(first_step),
+            "last": last,
+            "last_step": np.int64(last_step),
+            "first_ts": stamp,
+            "last_ts": stamp,
+            "version": np.uint64(1),
+        }
+    )
+
+
+def test_summaries_read_the_processors_table_for_the_runs_it_covers(s, query_store):
+    owner = query_store.owner
+    # A distinctive last value shows which source answered.
+    owner.insert_df(
+        "metric_summaries", _kept_summary("r-long", "loss", count=20_000, last=42.0, first_step=0, last_step=19_999)
+    )
+    try:
+        both = q.summaries(["r-long", "r-other"], ["loss"], settings=s).set_index("run_id")
+        assert both.loc["r-long", "last"] == 42.0 and both.loc["r-long", "count"] == 20_000
+        assert both.loc["r-long", "min"] == 0.01 and both.loc["r-long", "nonfinite"] == 1
+        assert both.loc["r-other", "count"] == 50 and both.loc["r-other", "last"] == 3.0  # not kept: raw points
+        assert list(both.reset_index().columns) == list(q.summaries(["r-other"], settings=s).columns)
+        raw = q.summaries(["r-long"], ["loss"], source="raw", settings=s).iloc[0]
+        assert raw["last"] == pytest.approx(1 / 20.999) and raw["count"] == 20_000
+        # "acc" is not kept for r-long: that run is read raw, all of it
+        mixed = q.summaries(["r-long"], ["loss", "acc"], settings=s).set_index("metric")
+        assert mixed.loc["loss", "last"] == pytest.approx(1 / 20.999) and mixed.loc["acc", "count"] == 20_000
+        table = q.runs(metrics=["loss"], order_by="run_id", settings=s).set_index("run_id")
+        assert table.loc["r-long", "loss.last"] == 42.0 and table.loc["r-other", "loss.last"] == 3.0
+        with pytest.raises(ValueError, match="source"):
+            q.summaries(["r-long"], source="cache", settings=s)
+    finally:
+        owner.command("TRUNCATE TABLE metric_summaries")
+
+
+def test_chart_takes_its_extent_from_summaries_and_skips_the_raw_tail_when_rollups_cover_it(s, query_store):
+    owner = query_store.owner
+    scanned = q.metric("r-long", "loss", settings=s)
+    assert scanned.attrs["resolution"]["extent"] == "points"
+    owner.insert_df(
+        "metric_summaries", _kept_summary("r-long", "loss", count=20_000, last=0.05, first_step=0, last_step=19_999)
+    )
+    try:
+        kept = q.metric("r-long", "loss", settings=s)
+        res = kept.attrs["resolution"]
+        assert res["extent"] == "summaries" and res["source"] == "downsample" and res["bucket"] == 20
+        pd.testing.assert_frame_equal(kept, scanned)
+        # r-other has no summary: its length is scanned from its points
+        assert q.metric(["r-long", "r-other"], "loss", settings=s).attrs["resolution"]["extent"] == "points"
+        assert q.metric("r-long", "loss", step_range=(0, 999), settings=s).attrs["resolution"]["extent"] == "points"
+        raw = q.metric("r-long", "loss", resolution="raw", settings=s)
+        owner.insert_df("metric_rollups", _rollup_rows(raw, until=19_999))
+        whole = q.metric("r-long", "loss", settings=s)
+        res = whole.attrs["resolution"]
+        assert res["source"] == "rollup" and res["extent"] == "summaries" and res["rollup_resolution"] == 10
+        assert whole["count"].tolist() == scanned["count"].tolist()
+        assert np.allclose(whole["value"], scanned["value"]) and np.allclose(whole["max"], scanned["max"])
+        # A rollup behind the summary is completed from raw points, as before
+        owner.command("TRUNCATE TABLE metric_rollups")
+        owner.insert_df("metric_rollups", _rollup_rows(raw, until=14_999))
+        lagging = q.metric("r-long", "loss", settings=s)
+        assert lagging.attrs["resolution"]["source"] == "rollup" and lagging["count"].sum() == 20_000
+        assert np.allclose(lagging["value"], scanned["value"])
+    finally:
+        owner.command("TRUNCATE TABLE metric_summaries")
+        owner.command("TRUNCATE TABLE metric_rollups")
+
+
+def _rollup_rows(raw: pd.DataFrame, *, until: int) -> pd.DataFrame:
+    """Rollups at 10 steps of ``raw`` up to step ``until``, in the processors' shape."""
+    raw = raw[raw["step"] <= until]
+    g = raw.assign(b=raw["step"] // 10).groupby("b")
+    stamp = pd.Timestamp("2026-01-01", tz="UTC")
+    return pd.DataFrame(
+        {
+            "run_id": "r-long",
+            "metric": "loss",
+            "rank": np.uint32(0),
+            "resolution": np.uint32(10),
+            "bucket": g.size().index.astype(np.int64),
+            "count": g.size().to_numpy().astype(np.uint64),
+            "nonfinite": (g.size() - g["value"].count()).to_numpy().astype(np.uint64),
+            "sum": g["value"].sum().to_numpy(),
+            "min": g["value"].min().to_numpy(),
+            "min_step": g["step"].min().to_numpy(),
+            "max": g["value"].max().to_numpy(),
+            "max_step": g["step"].min().to_numpy(),
+            "first": g["value"].first().to_numpy(),
+            "first_step": g["step"].min().to_numpy(),
+            "last": g["value"].last().to_numpy(),
+            "last_step": g["step"].max().to_numpy(),
+            "first_ts": stamp,
+            "last_ts": stamp,
+            "version": np.uint64(1),
+        }
+    )
