@@ -9,6 +9,7 @@ sender's thread.  Reading back (``get_metrics``...) lives in ``fleetlog.runs``.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import math
@@ -88,6 +89,8 @@ class Run:
         self._stream = stream
         self._artifacts = artifacts
         self._metrics: MetricBuffer = stream.buffer
+        # The hot path as one closure over the buffer (see MetricBuffer.logger); Run.log documents it.
+        self.log = functools.update_wrapper(self._metrics.logger(_as_float, _check_step), Run.log)  # type: ignore[method-assign]
         self._lines = LineBuffer()
         self._display_name = display_name
         self._description = ""

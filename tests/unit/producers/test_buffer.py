@@ -147,3 +147,43 @@ def test_a_full_buffer_drops_whole_batches():
     buf.append_many({"a": 1.0, "b": 2.0, "c": 3.0}, None, float)
     assert len(buf) == 3 and buf.dropped == 3
     assert buf.next_step("a") == 1
+
+
+def _float(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: not a number")
+    return float(value)
+
+
+def _step(name, step):
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise TypeError(f"{name}: step not an int")
+    return int(step)
+
+
+def test_logger_closure_behaves_as_checks_plus_append_and_survives_a_fork_reset():
+    wakes = []
+    buf = MetricBuffer(capacity=6, wake_at=3, wake=lambda: wakes.append(1))
+    log = buf.logger(_float, _step)
+    log("loss", 1.0)
+    log("loss", 2)  # converted
+    log("acc", 0.5, step=7)
+    log("loss", 3.0, "a description", None)
+    with pytest.raises(TypeError, match="not a number"):
+        log("loss", "high")
+    with pytest.raises(TypeError, match="step not an int"):
+        log("loss", 1.0, step=1.5)
+    with pytest.raises(ValueError, match="64-bit"):
+        log("loss", 1.0, step=2**63)
+    with pytest.raises(TypeError):
+        log(7, 1.0)
+    out = buf.drain()
+    assert [out.names[i] for i in out.name_idx] == ["loss", "loss", "acc", "loss"]
+    assert out.step.tolist() == [0, 1, 7, 2] and out.value.tolist() == [1.0, 2.0, 0.5, 3.0]
+    for i in range(8):  # past wake_at, then past capacity: the same bounds as append
+        log("x", float(i))
+    assert len(buf) == 6 and buf.dropped == 2 and len(wakes) == 3  # a fill before the drain, one now, one drop
+    buf.reset_after_fork()
+    log("loss", 4.0)  # the closure still writes into the buffer a fork reset cleared
+    after = buf.drain()
+    assert after.value.tolist() == [4.0] and after.step.tolist() == [3]
