@@ -17,7 +17,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import socket
@@ -30,25 +29,14 @@ from typing import TYPE_CHECKING, Any
 from fleetlog.sinks._engine import HandlePool
 from fleetlog.sinks._http_handler import EndpointConfig, RequestHandler
 
+from fleetlog.config import is_loopback
+
 if TYPE_CHECKING:
     from clickhouse_connect.driver import Client
 
 __all__ = ["HttpEndpoint"]
 
 log = logging.getLogger("fleetlog.sink.endpoint")
-
-
-def _is_loopback(host: str) -> bool:
-    """True when every address ``host`` names is a loopback one (unresolvable: False)."""
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
 
 
 class _Server(ThreadingHTTPServer):
@@ -130,7 +118,7 @@ class HttpEndpoint:
             raise TypeError(
                 "HttpEndpoint serves an embedded store: pass the client from get_client(dsn='chdb:///path')"
             )
-        if not password and not _is_loopback(host):
+        if not password and not is_loopback(host):
             raise ValueError(
                 f"refusing to serve the store on non-loopback host {host!r} without a password; "
                 "bind to 127.0.0.1 or set a password"

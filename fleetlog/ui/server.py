@@ -7,37 +7,22 @@ is how ``fleetlog up`` knows it is ready and ``fleetlog status`` where it is.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import os
-import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fleetlog.config import Settings
+from fleetlog.config import Settings, is_loopback
 from fleetlog.errors import ConfigError
 
 if TYPE_CHECKING:
     import uvicorn
 
-__all__ = ["check_binding", "is_loopback", "serve"]
+__all__ = ["check_binding", "serve"]
 
 log = logging.getLogger("fleetlog.ui")
-
-
-def is_loopback(host: str) -> bool:
-    """True when every address ``host`` names is a loopback one (unresolvable: False)."""
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
 
 
 def check_binding(settings: Settings) -> None:
