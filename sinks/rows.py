@@ -6,6 +6,11 @@ side), so no per-point Python object is ever created.  A record that cannot be
 decoded or validated becomes a ``dead_letters`` row with the reason; it never
 stops the batch.
 
+Derived rows arrive columnar too: numeric columns are read-only numpy views of
+the message and string columns dictionaries, so they become Arrow arrays
+without a Python object per row.  Older writers' list columns still decode; their
+strings are dictionary-encoded so both forms of one table concatenate.
+
 Repeats are dropped by sequence number: every producer stream numbers its
 messages per topic, and ``high_water`` says the highest number that already
 landed, so a replayed spool or a retried send cannot duplicate anything.
@@ -20,10 +25,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from fleetlog.sinks._event_rows import MAX_TEXT, ROW_BUILDERS, TIME_COLUMNS
 from fleetlog.sinks.schema import DERIVED_TABLES
 
-from fleetlog.events import Envelope, InvalidEvent, decode
+from fleetlog.events import DictColumn, Envelope, InvalidEvent, decode
 
 __all__ = ["Record", "StreamKey", "TableBuilder"]
 
@@ -92,6 +98,7 @@ class TableBuilder:
         self._points = _Points()
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._derived: dict[str, list[pa.Table]] = {}
+        self._derived_schema: dict[str, pa.Schema] = {}  # what the parts of each table unify to so far
         self._high_water = high_water or (lambda keys: {})
         self.landed: dict[StreamKey, int] = {}
         self.sources: dict[str, list[Record]] = {}  # table -> the records its rows came from
@@ -135,16 +142,33 @@ class TableBuilder:
             self._points.add(env)
             return "metric_points"
         if env.kind == "rows":
-            table = env.body["table"]
-            if table not in DERIVED_TABLES:
-                raise InvalidEvent(f"rows for unknown table {str(table)[:100]!r}")
-            try:
-                self._derived.setdefault(table, []).append(pa.table(env.body["columns"]))
-            except (pa.ArrowException, TypeError, ValueError) as exc:
-                raise InvalidEvent(f"rows for {table!r} are not columns: {exc}") from None
-            return table
+            return self._add_derived(env.body["table"], env.body["columns"])
         table, rows = ROW_BUILDERS[env.kind](env)
         self._rows.setdefault(table, []).extend(rows)
+        return table
+
+    def _add_derived(self, table: str, columns: dict[str, Any]) -> str:
+        """Add one message's derived rows, or reject them if they cannot join the table's earlier parts.
+
+        Checking here (not in ``tables()``) puts a message whose column types clash with
+        the batch's earlier ones in dead letters instead of failing the whole batch.
+        """
+        if table not in DERIVED_TABLES:
+            raise InvalidEvent(f"rows for unknown table {str(table)[:100]!r}")
+        try:
+            part = pa.table({name: _arrow_column(values) for name, values in columns.items()})
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+            raise InvalidEvent(f"rows for {table!r} are not columns: {str(exc)[:300]}") from None
+        schema = self._derived_schema.get(table)
+        if schema is not None and schema != part.schema:
+            try:
+                schema = pa.unify_schemas([schema, part.schema], promote_options="permissive")
+            except (pa.ArrowException, TypeError) as exc:
+                raise InvalidEvent(
+                    f"rows for {table!r} do not match this batch's earlier ones: {str(exc)[:300]}"
+                ) from None
+        self._derived_schema[table] = schema if schema is not None else part.schema
+        self._derived.setdefault(table, []).append(part)
         return table
 
     def dead(self, rec: Record, reason: str) -> None:
@@ -173,7 +197,8 @@ class TableBuilder:
         for name, rows in self._rows.items():
             out[name] = _rows_table(rows)
         for name, parts in self._derived.items():
-            out[name] = pa.concat_tables(parts, promote_options="permissive")
+            # One dictionary per column: the insert writes an Arrow file, which cannot replace a dictionary.
+            out[name] = pa.concat_tables(parts, promote_options="permissive").unify_dictionaries()
         if self.landed:
             now = time.time()
             out["producer_streams"] = _rows_table(
@@ -183,6 +208,16 @@ class TableBuilder:
                 ]
             )
         return out
+
+
+def _arrow_column(values: np.ndarray | DictColumn | list) -> pa.Array:
+    """A decoded ``rows`` column as Arrow: numeric views without copying, every string column a dictionary."""
+    if isinstance(values, DictColumn):
+        return pa.DictionaryArray.from_arrays(pa.array(values.indices), pa.array(values.values, pa.string()))
+    array = pa.array(values)
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        return pc.dictionary_encode(array)  # a list column from an older writer: same type as the new form
+    return array
 
 
 def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:

@@ -22,6 +22,7 @@ from fleetlog.events import Envelope, InvalidEvent
 __all__ = ["ALERT_RULES_TABLE", "apply_event", "parse_alert_rules", "run_row"]
 
 ALERT_RULES_TABLE = "alert_rules"
+_RULE_COLUMNS = ("metric", "above", "below")
 
 
 def _limit(value: Any, name: str) -> float | None:
@@ -36,7 +37,8 @@ def parse_alert_rules(env: Envelope) -> list[tuple[str, float | None, float | No
     """``(metric, above, below)`` from an ``alert_rules`` rows event; ``InvalidEvent`` if malformed."""
     cols = env.body["columns"]
     try:
-        metrics, above, below = cols["metric"], cols["above"], cols["below"]
+        # .tolist(): a typed column (array or dictionary) yields Python numbers and strings like a list does
+        metrics, above, below = (c.tolist() if hasattr(c, "tolist") else c for c in (cols[k] for k in _RULE_COLUMNS))
     except KeyError as exc:
         raise InvalidEvent(f"alert_rules rows need column {exc.args[0]!r}") from None
     rules = []

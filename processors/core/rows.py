@@ -1,8 +1,10 @@
 """Derived rows as columns, shaped exactly like the ClickHouse tables in ``sinks/schema_derived.py``.
 
-Columns are numpy arrays or lists; times are unix seconds (floats), which is
-what ClickHouse turns into ``DateTime64`` on insert.  ``version`` columns only
-grow for a given row key, so ``ReplacingMergeTree`` keeps the newest.
+Columns are numpy arrays, dictionary columns (a run id or metric name repeated
+over many rows is one string plus an index per row, never a Python object per
+row) or lists; times are unix seconds (floats), which is what ClickHouse turns
+into ``DateTime64`` on insert.  ``version`` columns only grow for a given row
+key, so ``ReplacingMergeTree`` keeps the newest.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from fleetlog.processors.core.rollup import Buckets
 from fleetlog.processors.core.state import RunState
 from fleetlog.processors.core.windows import window_rows as _window_columns
 
+from fleetlog.events import DictColumn
+
 __all__ = [
     "cross_rows",
     "lost_alert",
@@ -33,9 +37,10 @@ Columns = dict[str, Any]
 
 
 def _series_columns(run_id: str, names: Sequence[tuple[str, int]], series: np.ndarray) -> Columns:
-    metric = np.array([m for m, _ in names] + [""], dtype=object)[series] if len(names) else np.empty(0, object)
+    per_series = DictColumn.of([m for m, _ in names] + [""])  # one entry per metric, not per (metric, rank)
+    metric = DictColumn(per_series.values, per_series.indices[series])
     rank = np.array([r for _, r in names] + [0], np.int64)[series]
-    return {"run_id": [run_id] * len(series), "metric": metric, "rank": rank}
+    return {"run_id": DictColumn.repeat(run_id, len(series)), "metric": metric, "rank": rank}
 
 
 def rollup_rows(run_id: str, names: Sequence[tuple[str, int]], emitted: Buckets) -> Columns:
@@ -82,7 +87,7 @@ def point_alert_rows(
     values = pts.value[i]
     messages = [
         _message(rule, metric, float(v), float(t))
-        for rule, metric, v, t in zip(rules, cols["metric"], values, found.threshold, strict=True)
+        for rule, metric, v, t in zip(rules, cols["metric"].tolist(), values, found.threshold, strict=True)
     ]
     return _alerts(
         len(i),
@@ -145,10 +150,10 @@ def cross_rows(run_id: str, metrics: Sequence[str], found: dict[str, np.ndarray]
     n = len(found["step"])
     if not n:
         return {}
-    names = np.array([*metrics, ""], dtype=object)
+    names = DictColumn.of([*metrics, ""])
     return {
-        "run_id": [run_id] * n,
-        "metric": names[found["metric"].astype(np.int64)],
+        "run_id": DictColumn.repeat(run_id, n),
+        "metric": DictColumn(names.values, names.indices[found["metric"].astype(np.int64)]),
         "step": found["step"],
         "ranks": found["ranks"],
         "mean": found["mean"],

@@ -11,13 +11,14 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from fleetlog.processors.core.config import ProcessorConfig
 from fleetlog.processors.core.engine import RunEngine
+from fleetlog.processors.core.lifecycle import parse_alert_rules
 from fleetlog.processors.emit import DEAD_LETTER_RUN, concat_columns, rows_messages
 from fleetlog.processors.pipeline import Pipeline, Record
 from fleetlog.sinks import rows as sink_rows
 from fleetlog.sinks.store import migrate
 from processor_helpers import T0, apply
 
-from fleetlog.events import Envelope, Source, decode, encode, encode_metrics
+from fleetlog.events import DictColumn, Envelope, Source, decode, encode, encode_metrics
 
 
 def pipeline(engine=None) -> Pipeline:
@@ -78,7 +79,37 @@ def test_rows_are_split_under_the_message_limit_and_survive_the_wire():
     messages = list(rows_messages("r", "metric_rollups", cols, max_bytes=20_000))
     assert len(messages) > 1 and all(len(m) <= 20_000 for m in messages)
     back = concat_columns([decode(m).body["columns"] for m in messages])
-    assert back == cols
+    assert {k: list(v) for k, v in back.items()} == cols
+
+
+def test_typed_rows_are_split_under_the_message_limit_and_come_back_as_arrays_and_dictionaries():
+    n = 20_000
+    parts = [
+        {
+            "run_id": DictColumn.repeat("r", n // 2),
+            "metric": DictColumn.of(["a", "b"] * (n // 4)),
+            "x": np.arange(n // 2),
+        },
+        {"run_id": DictColumn.repeat("r", n // 2), "metric": DictColumn.of(["c"] * (n // 2)), "x": np.arange(n // 2)},
+    ]
+    cols = concat_columns(parts)
+    assert cols["metric"].values == ("a", "b", "c") and cols["x"].dtype == np.int64
+    messages = list(rows_messages("r", "metric_rollups", cols, max_bytes=20_000))
+    assert len(messages) > 1 and all(len(m) <= 20_000 for m in messages)
+    back = concat_columns([decode(m).body["columns"] for m in messages])
+    assert isinstance(back["metric"], DictColumn) and back["metric"].tolist() == cols["metric"].tolist()
+    assert back["run_id"].values == ("r",) and np.array_equal(back["x"], cols["x"])
+
+
+def test_columns_that_cannot_be_typed_fall_back_to_lists():
+    cols = concat_columns(
+        [
+            {"end": [None, 2.5], "n": np.array([1, 2], np.int64), "s": ["a", "b"], "p": [b"x", b"y"]},
+            {"end": [1.5], "n": np.array([3], np.uint8), "s": np.array(["c"], object), "p": [b"z"]},
+        ]
+    )
+    assert cols["end"] == [None, 2.5, 1.5] and cols["n"] == [1, 2, 3] and cols["p"] == [b"x", b"y", b"z"]
+    assert isinstance(cols["s"], DictColumn) and cols["s"].tolist() == ["a", "b", "c"]
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +165,12 @@ def test_the_sink_inserts_every_derived_table_into_the_real_schema(chdb: Client)
     )
     dead = chdb.query("SELECT stage, reason, payload FROM dead_letters").result_rows
     assert dead[0][0] == "processor" and "must be a map" in dead[0][1]
+
+
+def test_alert_rules_in_typed_columns_parse_like_lists():
+    body = {
+        "table": "alert_rules",
+        "columns": {"metric": DictColumn.of(["loss", "acc"]), "above": np.array([4, 1]), "below": [None, 0.5]},
+    }
+    env = decode(encode(Envelope(kind="rows", run_id="r", body=body)))
+    assert parse_alert_rules(env) == [("loss", 4.0, None), ("acc", 1.0, 0.5)]
