@@ -167,6 +167,12 @@ class TableBuilder:
                 raise InvalidEvent(
                     f"rows for {table!r} do not match this batch's earlier ones: {str(exc)[:300]}"
                 ) from None
+        if table == "dead_letters":  # the processors' dead letters join the sink's own in one shape
+            try:
+                part = _dead_letter_shape(part)
+            except (pa.ArrowException, KeyError, TypeError, ValueError) as exc:
+                raise InvalidEvent(f"dead letters from a processor in an unknown shape: {str(exc)[:300]}") from None
+            schema = part.schema
         self._derived_schema[table] = schema if schema is not None else part.schema
         self._derived.setdefault(table, []).append(part)
         return table
@@ -197,6 +203,8 @@ class TableBuilder:
         for name, rows in self._rows.items():
             out[name] = _rows_table(rows)
         for name, parts in self._derived.items():
+            if name in out:  # dead letters of both stages: one insert, as two under one token would drop one
+                parts = [_dead_letter_shape(out[name]), *parts]
             # One dictionary per column: the insert writes an Arrow file, which cannot replace a dictionary.
             out[name] = pa.concat_tables(parts, promote_options="permissive").unify_dictionaries()
         if self.landed:
@@ -208,6 +216,38 @@ class TableBuilder:
                 ]
             )
         return out
+
+
+_DEAD_LETTERS = pa.schema(
+    [
+        ("received_at", pa.timestamp("ms")),
+        ("stage", pa.string()),
+        ("topic", pa.string()),
+        ("partition", pa.uint32()),
+        ("offset", pa.uint64()),
+        ("key", pa.string()),
+        ("reason", pa.string()),
+        ("payload", pa.binary()),
+    ]
+)
+
+
+def _dead_letter_shape(table: pa.Table) -> pa.Table:
+    """Dead letters in one Arrow shape whichever stage wrote them.
+
+    The sink's own carry times as timestamps and payloads as text; a processor's arrive
+    with unix seconds and raw bytes.  Both go to ``dead_letters`` under the batch's one
+    deduplication token, so they must be one table (a second insert would be dropped).
+    """
+    columns = []
+    for wanted in _DEAD_LETTERS:
+        column = table.column(wanted.name)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        if wanted.name == "received_at" and not pa.types.is_timestamp(column.type):
+            column = pc.floor(pc.multiply(column.cast(pa.float64()), 1000.0)).cast(pa.int64())
+        columns.append(column.cast(wanted.type))
+    return pa.Table.from_arrays(columns, schema=_DEAD_LETTERS)
 
 
 def _arrow_column(values: np.ndarray | DictColumn | list) -> pa.Array:

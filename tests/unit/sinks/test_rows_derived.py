@@ -111,3 +111,51 @@ def test_mutated_rows_records_become_dead_letters_never_errors(seed):
     assert dead <= 4 and (landed > 0 or dead > 0)
     for t in tables.values():
         arrow_buffer(t)  # columns may be wrong for ClickHouse (that is its error to give), never for Arrow
+
+
+def _processor_dead_letter(offset: int) -> Record:
+    """A dead-letter row as the processors emit it (unix seconds, raw payload bytes)."""
+    columns = concat_columns(
+        [
+            {
+                "received_at": [1.7e9 + 0.25],
+                "stage": ["processor"],
+                "topic": ["t.metrics"],
+                "partition": [3],
+                "offset": [41],
+                "key": ["r"],
+                "reason": ["bad rank"],
+                "payload": [b"\xff\x00garbage"],
+            }
+        ]
+    )
+    env = Envelope(
+        kind="rows", run_id="-dead-letters-", sent_at=1.0, body={"table": "dead_letters", "columns": columns}
+    )
+    return Record("t.dead-letters", 0, offset, b"-dead-letters-", encode(env))
+
+
+def test_dead_letters_of_both_stages_in_one_batch_are_one_table_and_land(store):
+    b = TableBuilder()
+    b.add([_processor_dead_letter(0), Record("t.dead-letters", 0, 1, b"r", b"\xc1 not msgpack")])
+    tables = b.tables()
+    dead = tables["dead_letters"]
+    assert sorted(dead.column("stage").to_pylist()) == ["processor", "sink"]
+    store.client.insert_arrow("dead_letters", dead, settings={"insert_deduplication_token": "t:0:0-1"})
+    rows = store.owner.query(
+        "SELECT stage, offset, reason, payload, toUnixTimestamp64Milli(received_at) FROM dead_letters ORDER BY stage",
+        column_formats={"payload": "bytes"},
+    ).result_rows
+    assert [r[0] for r in rows] == ["processor", "sink"]
+    assert rows[0][1:] == (41, "bad rank", b"\xff\x00garbage", 1_700_000_000_250)
+    assert rows[1][1] == 1 and rows[1][2] and rows[1][3] == "\xc1 not msgpack".encode()  # latin-1 text, as before
+
+
+def test_dead_letters_from_a_processor_in_another_shape_are_refused_alone():
+    b = TableBuilder()
+    bad = {"received_at": ["yesterday"], "stage": ["processor"]}  # missing columns, text time
+    b.add([_record(bad, 0, table="dead_letters"), _record(_aggregates(2), 1)])
+    tables = b.tables()
+    assert tables["rank_aggregates"].num_rows == 2
+    assert tables["dead_letters"].column("stage").to_pylist() == ["sink"]
+    assert "unknown shape" in tables["dead_letters"].column("reason").to_pylist()[0]
