@@ -69,21 +69,26 @@ def batches(recs: list[Record], batch_rows: int) -> list[list[Record]]:
     return [part[i : i + per_batch] for part in by_partition.values() for i in range(0, len(part), per_batch)]
 
 
-def throughput(url: str, recs: list[Record], batch_rows: int) -> float:
-    """Points per second through the worker's insert path."""
+def throughput(url: str, recs: list[Record], batch_rows: int) -> tuple[float, float]:
+    """Points per second through the worker's insert path, and this process's CPU microseconds per point.
+
+    The CPU figure is what the sink's own process spends (for chdb that includes the engine's
+    threads; for http the serving process is not in it): on a shared machine it is steadier than
+    wall time, and it is what decides how many points one core can sink.
+    """
     client = open_store(url)
     client.command("TRUNCATE TABLE IF EXISTS metric_points")
     worker = SinkWorker(Settings(home=Path(tempfile.mkdtemp())), client)
     work = batches(recs, batch_rows)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for batch in work:
         worker._write_intents([batch])
         worker._insert(batch)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     points = worker.stats["points_inserted"]
     assert client.query("SELECT count() FROM metric_points").result_rows[0][0] == points
     client.close()
-    return points / elapsed
+    return points / elapsed, cpu / points * 1e6
 
 
 def serve(path: str) -> tuple[subprocess.Popen, str]:
@@ -104,8 +109,9 @@ def serve(path: str) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("fleetlog store serve did not start")
 
 
-def kafka_throughput(url: str, recs: list[Record], bootstrap: str) -> float:
-    """Points per second for a sink working off a backlog of ``recs`` in Kafka, commits included."""
+def kafka_throughput(url: str, recs: list[Record], bootstrap: str) -> tuple[float, float]:
+    """Points per second for a sink working off a backlog of ``recs`` in Kafka, commits included,
+    and this process's CPU microseconds per point meanwhile."""
     import asyncio
     import uuid
 
@@ -119,7 +125,7 @@ def kafka_throughput(url: str, recs: list[Record], bootstrap: str) -> float:
     client = open_store(url)
     client.command("TRUNCATE TABLE IF EXISTS metric_points")
 
-    async def run() -> float:
+    async def run() -> tuple[float, float]:
         await ensure_topics(settings)
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_request_size=4 << 20)
         await producer.start()
@@ -134,13 +140,13 @@ def kafka_throughput(url: str, recs: list[Record], bootstrap: str) -> float:
         task = asyncio.create_task(worker.run(stop))
         while not worker.stats["records_received"]:  # joined the group and fetched: start the clock
             await asyncio.sleep(0.005)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         while worker.stats["points_inserted"] < total or worker.stats["batches_committed"] == 0:
             await asyncio.sleep(0.05)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         stop.set()
         await task
-        return total / elapsed
+        return total / elapsed, cpu / total * 1e6
 
     rate = asyncio.run(run())
     client.close()
@@ -177,7 +183,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--points", type=int, default=2_000_000)
     parser.add_argument("--batch-rows", type=int, default=200_000)
-    parser.add_argument("--storage-points", type=int, default=1_000_000)
+    parser.add_argument("--storage-points", type=int, default=1_000_000, help="0: skip the storage figures")
     parser.add_argument("--kafka", action="store_true", help="also time the whole sink over a local broker")
     args = parser.parse_args()
     recs = records(args.points)
@@ -188,7 +194,7 @@ def main() -> None:
 
         broker = LocalKafka(state_dir=Path(home) / "kafka", port=free_port())
         broker.start()
-    rates: dict[str, dict[str, float]] = {"insert path": {}, "whole sink (Kafka)": {}}
+    rates: dict[str, dict[str, tuple[float, float]]] = {"insert path": {}, "whole sink (Kafka)": {}}
     try:
         chdb_url = f"chdb://{home}/direct"
         rates["insert path"]["chdb"] = throughput(chdb_url, recs, args.batch_rows)
@@ -208,8 +214,10 @@ def main() -> None:
     names = {"chdb": "chdb (embedded, in process)", "http": "http (store served by a process)"}
     print(f"{args.points:,} points in records of {POINTS_PER_RECORD:,}, {args.batch_rows:,}-row batches:")
     for kind, by_backend in rates.items():
-        for backend, rate in by_backend.items():
-            print(f"  {kind:20s} {names[backend]:34s} {rate:>12,.0f} points/s")
+        for backend, (rate, cpu_us) in by_backend.items():
+            print(f"  {kind:20s} {names[backend]:34s} {rate:>12,.0f} points/s  {cpu_us:5.2f} us CPU/point")
+    if not args.storage_points:
+        return
     print(f"metric_points on disk, all columns, {args.storage_points:,} points per series:")
     for name, per_point in storage(f"chdb://{home}/direct", args.storage_points).items():
         print(f"  {name:28s} {per_point:6.2f} bytes/point")

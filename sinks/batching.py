@@ -6,6 +6,13 @@ at ``max_rows`` (estimated: a metrics record carries about one point per
 ``max_seconds`` -- unless a write-ahead intent already says where this batch ends:
 a replay must cut exactly where the crashed attempt did, so that it sends the same
 deduplication token.
+
+When one partition's batch is due, every partition whose oldest record has waited
+:data:`JOIN_FRACTION` of ``max_seconds`` joins the same flush: each flush costs one
+intent insert and one ``producer_streams`` insert however many partitions it carries
+(and every ClickHouse insert has a fixed cost of several milliseconds of CPU), so
+partitions that drift apart by a few milliseconds should not each pay for a flush of
+their own.  Joining only ever cuts a batch earlier, never later.
 """
 
 from __future__ import annotations
@@ -16,10 +23,12 @@ from dataclasses import dataclass, field
 
 from fleetlog.sinks.rows import Record
 
-__all__ = ["POINT_BYTES", "Backoff", "BatchLimits", "PartitionBuffer", "batch_token", "estimated_rows"]
+__all__ = ["JOIN_FRACTION", "POINT_BYTES", "Backoff", "BatchLimits", "PartitionBuffer", "batch_token", "estimated_rows"]
 
 # Bytes a point takes in a metrics record (name index 4 + step 8 + time 8 + value 8).
 POINT_BYTES = 28
+# How much of max_seconds a partition's oldest record must have waited to join another's flush.
+JOIN_FRACTION = 0.5
 
 
 def estimated_rows(record: Record) -> int:
@@ -75,6 +84,10 @@ class PartitionBuffer:
 
     def due(self, limits: BatchLimits, now: float) -> bool:
         return bool(self.records) and (self.full(limits) or now - self.since >= limits.max_seconds)
+
+    def joins(self, limits: BatchLimits, now: float) -> bool:
+        """Whether this partition's batch rides along with a flush another partition started."""
+        return bool(self.records) and (self.full(limits) or now - self.since >= limits.max_seconds * JOIN_FRACTION)
 
     def take(self, limits: BatchLimits) -> list[Record]:
         """The next batch, or nothing while an intent's cut is not fully read yet."""

@@ -7,6 +7,12 @@ Commit protocol, per partition, strictly in this order:
    ``topic:partition:first-last``;
 3. **commit** ``last + 1`` to Kafka.
 
+Every partition due at a flush (and every partition close to due: it joins, see
+:mod:`.batching`) shares that flush's intent insert, and, between the inserts and the
+commit, one ``producer_streams`` insert that marks the producer sequence numbers of all
+its landed batches: each ClickHouse insert costs milliseconds of CPU however small, so
+per-flush rather than per-partition bookkeeping is most of what batching saves.
+
 A crash anywhere replays from the last commit.  The replaying worker (this one
 or another after a rebalance) finds the intent for that first offset, cuts the
 batch at the same last offset, and so sends the same token: ClickHouse drops the
@@ -173,8 +179,10 @@ class SinkWorker:
         """One batch per due partition: intents, inserts, commit. False when nothing was due."""
         now = time.monotonic()
         batches: dict[TopicPartition, list[Record]] = {}
+        # Partitions close to due join this flush: they share its intent and producer_streams inserts.
+        started = everything or any(p.due(self.limits, now) for p in self.pending.values())
         for tp, p in self.pending.items():
-            if not (everything and p.records) and not p.due(self.limits, now):
+            if not (everything and p.records) and not (started and p.joins(self.limits, now)):
                 continue
             if not p.loaded:
                 p.intents = await asyncio.to_thread(self._recorded_intents, tp, p.records[0].offset)
@@ -184,6 +192,7 @@ class SinkWorker:
                 batches[tp] = batch
         if not batches:
             return False
+        self.stats["flush_rounds"] += 1
         # Re-writing an intent that a replay found is harmless (ReplacingMergeTree).
         try:
             await asyncio.to_thread(self._write_intents, list(batches.values()))
@@ -192,17 +201,26 @@ class SinkWorker:
                 self.pending[tp].put_back(batch)
             raise
         done: list[TopicPartition] = []
+        landed: dict[StreamKey, int] = {}
+        failure: StoreError | None = None
         try:
             for tp, batch in batches.items():
-                await asyncio.to_thread(self._insert, batch)
+                landed.update(await asyncio.to_thread(self._insert_data, batch))
                 done.append(tp)
-        except StoreError:
-            for tp, batch in batches.items():
-                if tp not in done:  # keep it for the retry, same cut
-                    self.pending[tp].put_back(batch)
-            raise
-        finally:
-            await self._commit(consumer, {tp: batches[tp] for tp in done})
+        except StoreError as exc:
+            failure = exc
+        # One producer_streams insert for every batch that landed, before any of them is committed.
+        if landed:
+            try:
+                await asyncio.to_thread(self._write_landed, landed, [batches[tp] for tp in done])
+            except StoreError as exc:
+                failure, done = failure or exc, []  # uncommitted: the retry re-sends them, deduplicated
+        for tp, batch in batches.items():
+            if tp not in done:  # keep it for the retry, same cut
+                self.pending[tp].put_back(batch)
+        await self._commit(consumer, {tp: batches[tp] for tp in done})
+        if failure is not None:
+            raise failure
         return True
 
     async def _commit(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Record]]) -> None:
@@ -243,6 +261,7 @@ class SinkWorker:
     def _write_intents(self, batches: list[list[Record]]) -> None:
         now = datetime.now(timezone.utc)
         rows = [[b[0].topic, b[0].partition, b[0].offset, b[-1].offset, now] for b in batches]
+        self.stats["inserts"] += 1
         try:
             self.store.insert(
                 "sink_batches", rows, column_names=["topic", "partition", "first_offset", "last_offset", "created_at"]
@@ -269,12 +288,24 @@ class SinkWorker:
         return {k: self._landed[k] for k in keys}
 
     def _insert(self, batch: list[Record]) -> None:
-        """Insert one partition's batch, every table under the batch's token (runs in a thread)."""
+        """Insert one partition's batch and mark its producer streams landed (runs in a thread)."""
+        landed = self._insert_data(batch)
+        if landed:
+            self._write_landed(landed, [batch])
+
+    def _insert_data(self, batch: list[Record]) -> dict[StreamKey, int]:
+        """Insert one partition's rows, every table under the batch's token; return the streams it lands.
+
+        ``producer_streams`` is left to the caller (:meth:`_write_landed`), which writes it once for
+        every batch of a flush, after their rows and before their commit.
+        """
         builder = TableBuilder(self._high_water)
         builder.add(batch)
         self.stats["duplicates_dropped"] += builder.duplicates
         token = batch_token(batch)
-        for table, data in builder.tables().items():  # producer_streams last: it marks the batch landed
+        tables = builder.tables()
+        tables.pop("producer_streams", None)
+        for table, data in tables.items():
             try:
                 self._write(table, data, token)
             except DataRejected as exc:
@@ -283,7 +314,23 @@ class SinkWorker:
                 self._isolate(table, builder.sources[table], exc)
                 continue
             self._count(table, data.num_rows)
-        self._landed.update(builder.landed)
+        return builder.landed
+
+    def _write_landed(self, landed: dict[StreamKey, int], batches: list[list[Record]]) -> None:
+        """Record the highest sequence number landed per producer stream, for the batches just inserted.
+
+        Rows only ever raise ``max_seq`` (ReplacingMergeTree(max_seq)), so writing them again on a
+        replay is harmless; the token (the batches' own) still spares the table a repeat.
+        """
+        marker = TableBuilder()
+        marker.landed = landed
+        data = marker.tables()["producer_streams"]
+        try:
+            self._write("producer_streams", data, ",".join(batch_token(b) for b in batches))
+        except DataRejected as exc:
+            raise StoreError(f"ClickHouse refused the sink's own producer_streams rows: {exc}") from exc
+        self._count("producer_streams", data.num_rows)
+        self._landed.update(landed)
 
     def _count(self, table: str, rows: int) -> None:
         self.stats[f"rows:{table}"] += rows
@@ -291,6 +338,7 @@ class SinkWorker:
             self.stats["points_inserted"] += rows
 
     def _write(self, table: str, data: object, token: str) -> None:
+        self.stats["inserts"] += 1
         try:
             self.store.insert_arrow(table, data, settings={"insert_deduplication_token": token})
         except Exception as exc:

@@ -65,3 +65,13 @@ def test_backoff_grows_to_its_cap_and_resets() -> None:
     assert 0.8 <= delays[0] <= 1.2 and all(6.4 <= d <= 9.6 for d in delays[3:])
     b.reset()
     assert b.next_delay() <= 1.2
+
+
+def test_a_partition_close_to_due_joins_anothers_flush() -> None:
+    limits = BatchLimits(max_rows=10**9, max_bytes=1 << 30, max_seconds=1.0)
+    old, young = PartitionBuffer(), PartitionBuffer()
+    old.append(records(0, 1), now=100.0)
+    young.append(records(0, 1), now=100.6)
+    assert old.due(limits, 101.0) and not young.due(limits, 101.0)
+    assert young.joins(limits, 101.1) and not young.joins(limits, 101.0)  # waited half the window: rides along
+    assert not PartitionBuffer().joins(limits, 101.0)

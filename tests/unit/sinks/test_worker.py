@@ -6,11 +6,13 @@ The records carry no producer session, so only the deduplication tokens stop rep
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import msgpack
 import numpy as np
 import pytest
+from aiokafka import TopicPartition
 from fleetlog.sinks.endpoint import HttpEndpoint
 from fleetlog.sinks.rows import Record
 from fleetlog.sinks.store import connect
@@ -90,3 +92,39 @@ def test_a_store_gone_away_is_retriable(store, tmp_path) -> None:
     endpoint.stop()
     with pytest.raises(StoreUnavailable):
         SinkWorker(Settings(home=tmp_path), client)._insert([good(0)])
+
+
+class _Consumer:
+    """What ``_flush_once`` needs of a consumer: commits and assignment."""
+
+    def __init__(self) -> None:
+        self.committed: dict = {}
+
+    async def commit(self, offsets: dict) -> None:
+        self.committed.update({tp: o.offset for tp, o in offsets.items()})
+
+    def assignment(self) -> set:
+        return set(self.committed)
+
+
+def sessioned(partition: int, offset: int, run: str, seq: int) -> Record:
+    env = Envelope(kind="metrics", run_id=run, source=Source(host="h"), sent_at=time.time(), session="s1", seq=seq)
+    [(_, message)] = list(
+        encode_metrics(env, ["loss"], np.zeros(3, np.uint32), np.arange(3), NOW_MS + np.arange(3), np.ones(3))
+    )
+    return Record("t.metrics", partition, offset, run.encode(), message)
+
+
+def test_one_flush_marks_every_partitions_streams_in_one_insert_before_committing(store, worker: SinkWorker) -> None:
+    consumer = _Consumer()
+    recs = {TopicPartition("t.metrics", p): [sessioned(p, o, f"r{p}", o) for o in range(3)] for p in range(3)}
+    worker._accept(recs)
+    assert asyncio.run(worker._flush_once(consumer, everything=True))
+    assert consumer.committed == {tp: 3 for tp in recs}
+    assert worker.stats["inserts"] == 1 + 3 + 1  # one intent insert, one per partition's points, one producer_streams
+    streams = store.owner.query("SELECT run_id, max(max_seq) FROM producer_streams GROUP BY run_id ORDER BY run_id")
+    assert streams.result_rows == [("r0", 2), ("r1", 2), ("r2", 2)]
+    worker._accept({tp: [sessioned(tp.partition, 9, f"r{tp.partition}", 1)] for tp in recs})  # resent: a repeat
+    assert asyncio.run(worker._flush_once(consumer, everything=True))
+    assert worker.stats["duplicates_dropped"] == 3
+    assert count(store, "SELECT count() FROM metric_points") == 3 * 3 * 3
