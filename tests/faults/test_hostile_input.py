@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-import time
 
 import pytest
+from polling import eventually
 
 import fleetlog
 from fleetlog import query
@@ -23,17 +23,6 @@ HOSTILE = [
     "x' OR '1'='1",
     "\x00nul",
 ]
-
-
-def eventually(check, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except (AssertionError, KeyError, fleetlog.RunNotFound):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 def test_hostile_names_and_values_are_stored_verbatim(settings, stack):

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from aiokafka import AIOKafkaProducer
+from polling import wait_for
 
 from fleetlog import query
 from fleetlog.config import ENV_VARS, Settings
@@ -85,15 +86,6 @@ def processors(settings: Settings, stack: LocalStack, request: pytest.FixtureReq
     workers = Processors(settings, extra)
     yield workers
     workers.stop_all()
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def produce(sdk_env: dict[str, str], run_id: str, steps: int, seconds: float, plant: str, **env: str):

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from polling import eventually
 
 import fleetlog
 from fleetlog import query as q
@@ -28,18 +29,6 @@ from fleetlog.stack import SINK, LocalStack
 
 LONG = 100_000
 FLEETLOG = [sys.executable, "-m", "fleetlog"]
-
-
-def eventually(check, timeout: float = 90.0, every: float = 0.3):
-    """Retry ``check`` until it stops raising AssertionError: the pipeline is asynchronous."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except (AssertionError, fleetlog.RunNotFound):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(every)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +90,7 @@ def logged(qs: Settings) -> dict[str, str]:
         assert n == LONG + 500
         assert set(q.runs(experiment="query-e2e", settings=qs)["status"]) == {"Completed"}
 
-    eventually(landed)
+    eventually(landed, timeout=90)
     return ids
 
 

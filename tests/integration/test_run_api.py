@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
+from polling import eventually
 
 import fleetlog
 from fleetlog import query
@@ -39,18 +40,6 @@ def api_settings(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) ->
     stack.start(SINK)
     yield s
     stack.stop(SINK)
-
-
-def eventually(check, timeout: float = 60.0):
-    """Retry ``check`` until it stops raising AssertionError (the pipeline is asynchronous)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except (AssertionError, KeyError, fleetlog.RunNotFound):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 def test_every_log_type_lands_and_reads_back_in_azure_shape(api_settings, tmp_path):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from polling import eventually
 
 import fleetlog
 from fleetlog import query
@@ -73,18 +73,6 @@ def logs_of(settings: Settings, run_id: str):
     )
 
 
-def wait_until(check, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            check()
-            return
-        except (AssertionError, KeyError, IndexError, fleetlog.RunNotFound):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
-
-
 def test_submitted_script_logs_into_the_run_and_its_output_is_captured(script_settings, source, capsys):
     exp = fleetlog.Experiment("scripts", settings=script_settings)
     run = exp.submit(fleetlog.ScriptRunConfig(source_directory=source, script="train.py"), show_output=True)
@@ -101,7 +89,7 @@ def test_submitted_script_logs_into_the_run_and_its_output_is_captured(script_se
         assert "done" in logs["message"].tolist()
         assert run.get_file_names() == ["outputs/model.txt"]  # the script's ./outputs, kept with the run
 
-    wait_until(landed)
+    eventually(landed)
     exp.close()
 
 
@@ -119,7 +107,7 @@ def test_a_failing_or_killed_script_fails_the_run_with_its_output_tail(script_se
         assert d["status"] == "Failed" and reason in d["error"]["message"]
         assert run.get_metrics("loss")["loss"][:5] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
 
-    wait_until(failed)
+    eventually(failed)
     again = exp.submit(fleetlog.ScriptRunConfig(source_directory=source, script="train.py", arguments=[mode]))
     assert again.wait_for_completion(raise_on_error=False)["status"] == "Failed"
     exp.close()

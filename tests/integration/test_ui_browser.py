@@ -9,16 +9,17 @@ README's). Every wait polls the page with a deadline.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polling
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
@@ -38,18 +39,10 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 STEPS = 6000
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except (AssertionError, StaleElementReferenceException, WebDriverException):
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
-        time.sleep(0.25)
+# The page changes under the driver while it is polled: a stale element is "not yet".
+wait_for = functools.partial(
+    polling.wait_for, every=0.25, retry_on=(AssertionError, StaleElementReferenceException, WebDriverException)
+)
 
 
 @pytest.fixture(scope="module")
