@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["ENV_VARS", "Settings", "mask_url"]
+__all__ = ["ENV_VARS", "Settings", "is_loopback", "mask_url"]
 
 
 def _default_home() -> Path:
@@ -49,7 +49,8 @@ class Settings:
     max_buffer_points: int = 1_000_000
     max_message_bytes: int = 900_000
     sink_batch_rows: int = 200_000
-    sink_batch_seconds: float = 1.0
+    sink_batch_seconds: float = 0.5
+    sink_derived_batch_seconds: float = 2.0
     sink_batch_bytes: int = 32 << 20
     sink_instance_id: str = ""
     raw_ttl_days: int = 90
@@ -90,8 +91,8 @@ class Settings:
             object.__setattr__(self, "artifacts_url", (self.home / "artifacts").as_uri())
         if self.mode not in ("online", "offline"):
             raise ValueError(f"FLEETLOG_MODE must be 'online' or 'offline', not {self.mode!r}")
-        if self.flush_interval_seconds <= 0 or self.sink_batch_seconds <= 0:
-            raise ValueError("flush_interval_seconds and sink_batch_seconds must be positive")
+        if min(self.flush_interval_seconds, self.sink_batch_seconds, self.sink_derived_batch_seconds) <= 0:
+            raise ValueError("FLEETLOG_FLUSH_INTERVAL and the FLEETLOG_SINK_*BATCH_SECONDS must be positive")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -208,7 +209,11 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "max_buffer_points": ("FLEETLOG_MAX_BUFFER_POINTS", "points the SDK holds in memory before spooling (1e6)"),
     "max_message_bytes": ("FLEETLOG_MAX_MESSAGE_BYTES", "largest Kafka message the SDK produces (900000)"),
     "sink_batch_rows": ("FLEETLOG_SINK_BATCH_ROWS", "rows per ClickHouse insert (200000)"),
-    "sink_batch_seconds": ("FLEETLOG_SINK_BATCH_SECONDS", "longest a row waits before insert (1.0)"),
+    "sink_batch_seconds": ("FLEETLOG_SINK_BATCH_SECONDS", "longest a row waits before insert (0.5)"),
+    "sink_derived_batch_seconds": (
+        "FLEETLOG_SINK_DERIVED_BATCH_SECONDS",
+        "longest a processor's derived row (rollups, summaries...) waits before insert (2.0)",
+    ),
     "sink_batch_bytes": ("FLEETLOG_SINK_BATCH_BYTES", "Kafka bytes per ClickHouse insert, at most (33554432)"),
     "sink_instance_id": (
         "FLEETLOG_SINK_INSTANCE_ID",

@@ -37,6 +37,7 @@ Errors (classified once, in :func:`fleetlog.sinks.store.classify`):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -95,6 +96,9 @@ class SinkWorker:
             max_bytes=settings.sink_batch_bytes,
             max_seconds=settings.sink_batch_seconds,
         )
+        # The processors' derived rows wait longer: each insert has a fixed cost of milliseconds, and a
+        # partition of derived rows touches several tables, while charts read their raw tail meanwhile.
+        self.derived_limits = dataclasses.replace(self.limits, max_seconds=settings.sink_derived_batch_seconds)
         self.pending: dict[TopicPartition, PartitionBuffer] = {}
         self.stats: Counter[str] = Counter()
         self.flush_lock = asyncio.Lock()
@@ -130,6 +134,14 @@ class SinkWorker:
         finally:
             await consumer.stop()
 
+    def _limits(self, tp: TopicPartition) -> BatchLimits:
+        return self.derived_limits if tp.topic == self.settings.derived_topic else self.limits
+
+    def _insert_order(self, tp: TopicPartition) -> int:
+        """Raw points first in a flush: they are what a live chart waits for; derived rows last."""
+        s = self.settings
+        return {s.metrics_topic: 0, s.events_topic: 1}.get(tp.topic, 2)
+
     def _accept(self, fetched: dict[TopicPartition, list]) -> None:
         now = time.monotonic()
         for tp, messages in fetched.items():
@@ -141,7 +153,7 @@ class SinkWorker:
         now = time.monotonic()
         if now < self._retry_at:
             return
-        if self._paused or any(p.due(self.limits, now) for p in self.pending.values()):
+        if self._paused or any(p.due(self._limits(tp), now) for tp, p in self.pending.items()):
             await self._flush(consumer)
 
     async def _flush(self, consumer: AIOKafkaConsumer, *, final: bool = False) -> None:
@@ -150,7 +162,9 @@ class SinkWorker:
         async with self.flush_lock:
             try:
                 while await self._flush_once(consumer, everything):
-                    if not any(p.full(self.limits) or (everything and p.records) for p in self.pending.values()):
+                    if not any(
+                        p.full(self._limits(tp)) or (everything and p.records) for tp, p in self.pending.items()
+                    ):
                         break
             except StoreError as exc:
                 self._pause(consumer, exc)
@@ -180,14 +194,14 @@ class SinkWorker:
         now = time.monotonic()
         batches: dict[TopicPartition, list[Record]] = {}
         # Partitions close to due join this flush: they share its intent and producer_streams inserts.
-        started = everything or any(p.due(self.limits, now) for p in self.pending.values())
-        for tp, p in self.pending.items():
-            if not (everything and p.records) and not (started and p.joins(self.limits, now)):
+        started = everything or any(p.due(self._limits(tp), now) for tp, p in self.pending.items())
+        for tp, p in sorted(self.pending.items(), key=lambda item: self._insert_order(item[0])):
+            if not (everything and p.records) and not (started and p.joins(self._limits(tp), now)):
                 continue
             if not p.loaded:
                 p.intents = await asyncio.to_thread(self._recorded_intents, tp, p.records[0].offset)
                 p.loaded = True
-            batch = p.take(self.limits)
+            batch = p.take(self._limits(tp))
             if batch:
                 batches[tp] = batch
         if not batches:

@@ -128,3 +128,24 @@ def test_one_flush_marks_every_partitions_streams_in_one_insert_before_committin
     assert asyncio.run(worker._flush_once(consumer, everything=True))
     assert worker.stats["duplicates_dropped"] == 3
     assert count(store, "SELECT count() FROM metric_points") == 3 * 3 * 3
+
+
+def test_derived_rows_wait_their_own_longer_window_and_raw_points_go_first(store, tmp_path) -> None:
+    settings = Settings(home=tmp_path, topic_prefix="t", sink_batch_seconds=0.5, sink_derived_batch_seconds=2.0)
+    worker = SinkWorker(settings, store.client)
+    derived, metrics = TopicPartition("t.derived", 0), TopicPartition("t.metrics", 0)
+    as_derived = Record("t.derived", 0, 0, b"r1", good(0).value)  # what it carries does not matter here
+    worker._accept({derived: [as_derived], metrics: [good(0)]})  # derived first: the flush reorders
+    order: list[str] = []
+    insert = worker._insert_data
+    worker._insert_data = lambda batch: (order.append(batch[0].topic), insert(batch))[1]  # type: ignore[method-assign]
+    consumer = _Consumer()
+    now = time.monotonic()
+    for tp in (derived, metrics):
+        worker.pending[tp].since = now - 0.6  # raw points due (0.5 s); derived rows not even half of 2 s
+    assert asyncio.run(worker._flush_once(consumer, everything=False))
+    assert consumer.committed == {metrics: 1} and order == ["t.metrics"]
+    worker._accept({metrics: [good(1)]})
+    worker.pending[derived].since = worker.pending[metrics].since = time.monotonic() - 1.1  # derived joins now
+    assert asyncio.run(worker._flush_once(consumer, everything=False))
+    assert consumer.committed == {metrics: 2, derived: 1} and order == ["t.metrics", "t.metrics", "t.derived"]
