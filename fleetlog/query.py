@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -374,7 +375,7 @@ _RAW_SUMMARY = (
     "if(count > nonfinite, minIf(value, isFinite(value)), nan) AS min, "
     "if(count > nonfinite, maxIf(value, isFinite(value)), nan) AS max, "
     "countIf(NOT isFinite(value)) AS nonfinite, max(step) AS last_step, max(ts) AS last_ts, uniqExact(rank) AS ranks "
-    "FROM metric_points WHERE run_id IN {{ids:Array(String)}}{cond} GROUP BY run_id, metric"
+    "FROM metric_points WHERE run_id IN {{ids:Array(String)}}{cond} GROUP BY run_id, metric ORDER BY run_id, metric"
 )
 # The processors' per-rank summaries, merged across ranks the way _RAW_SUMMARY aggregates points.
 _KEPT_SUMMARY = (
@@ -383,7 +384,8 @@ _KEPT_SUMMARY = (
     "FROM (SELECT run_id, metric, "
     "sum(count) AS n_, argMax(last, (last_step, last_ts)) AS last_, minIf(min, isFinite(min)) AS lo_, "
     "maxIf(max, isFinite(max)) AS hi_, sum(nonfinite) AS bad_, max(last_step) AS step_, max(last_ts) AS ts_, "
-    "count() AS ranks_ FROM {table}{final} WHERE run_id IN {{ids:Array(String)}}{cond} GROUP BY run_id, metric)"
+    "count() AS ranks_ FROM {table}{final} WHERE run_id IN {{ids:Array(String)}}{cond} GROUP BY run_id, metric) "
+    "ORDER BY run_id, metric"
 )
 _KEPT_COLUMNS = frozenset(
     {"run_id", "metric", "rank", "count", "nonfinite", "min", "max", "last", "last_step", "last_ts"}
@@ -421,13 +423,15 @@ def summaries(
         final = " FINAL" if cat.is_replacing(table) else ""
         kept = _df(settings, _KEPT_SUMMARY.format(table=table, final=final, cond=cond), bound)
         # A run the processors have not summarised (or not every metric asked for) is read raw.
-        have = kept.groupby("run_id")["metric"].nunique() if not kept.empty else pd.Series(dtype=int)
-        todo = [i for i in ids if have.get(i, 0) < (len(set(names)) if names is not None else 1)]
+        have = Counter(kept["run_id"])  # one row per (run, metric)
+        todo = [i for i in ids if have[i] < (len(set(names)) if names is not None else 1)]
         kept = kept[~kept["run_id"].isin(todo)] if todo and not kept.empty else kept
         parts.append(kept)
     if todo:
         parts.append(_df(settings, _RAW_SUMMARY.format(cond=cond), {**bound, "ids": todo}))
-    frame = parts[0] if len(parts) == 1 else pd.concat([p for p in parts if not p.empty] or parts[:1])
+    if len(parts) == 1:
+        return parts[0]
+    frame = pd.concat([p for p in parts if not p.empty] or parts[:1])
     return frame.sort_values(["run_id", "metric"], kind="stable").reset_index(drop=True)
 
 
