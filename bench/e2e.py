@@ -230,6 +230,8 @@ def throughput(
             break
         time.sleep(0.5)
     cpu1, t1 = _cpu(pids), time.time()
+    time.sleep(1.2)  # the sinks write their counters every second
+    sink_stats = _sink_stats(dep)
     rollups = client.query(
         "SELECT count() FROM metric_rollups WHERE startsWith(run_id, {p:String})", parameters={"p": tag}
     ).result_rows[0][0]
@@ -257,8 +259,19 @@ def throughput(
         "all_stages_seconds": None if caught_up is None else caught_up - first,
         "all_stages_points_per_second": None if caught_up is None else expected / (caught_up - first),
         "rollup_rows": rollups,
+        "sink_stats": sink_stats,
         "profiles": profiles,
     }
+
+
+def _sink_stats(dep: Deployment) -> dict[str, Any]:
+    """Each sink's counters (inserts, flushes, rows per table) as ``fleetlog status`` reads them."""
+    out: dict[str, Any] = {}
+    for i in range(dep.sinks):
+        workers = dep.stacks[i].status()["sink"]["workers"]
+        for stats in workers.values():
+            out[f"sink{i}"] = stats.get("stats", {})
+    return out
 
 
 def latency(
