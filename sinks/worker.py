@@ -207,6 +207,8 @@ class SinkWorker:
         if not batches:
             return False
         self.stats["flush_rounds"] += 1
+        if not await self._fence(consumer, batches):
+            return True
         # Re-writing an intent that a replay found is harmless (ReplacingMergeTree).
         try:
             await asyncio.to_thread(self._write_intents, list(batches.values()))
@@ -247,13 +249,36 @@ class SinkWorker:
             # Typically the group moved on without us; the next owner replays from the last commit.
             log.warning("offset commit failed (%s); those batches will be replayed", exc)
             self.stats["commit_failed"] += 1
-            assigned = consumer.assignment()
-            for tp, batch in batches.items():
-                self.pending.pop(tp, None)
-                if tp in assigned:
-                    consumer.seek(tp, batch[0].offset)
+            self._forget(consumer, batches)
             return
         self.stats["batches_committed"] += len(batches)
+
+    async def _fence(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Record]]) -> bool:
+        """Prove the group still gives us these partitions, right before writing anything for them.
+
+        A worker that stalled (a long pause, a lost network) may have had its partitions handed
+        to another sink, which then cut its own batches: writing ours now could land rows twice.
+        Committing the offset we already stand at changes nothing, but the group refuses it from
+        a member of an older generation, so a stale worker stops here and drops its batches.
+        """
+        try:
+            await consumer.commit({tp: OffsetAndMetadata(b[0].offset, "") for tp, b in batches.items()})
+        except (CommitFailedError, KafkaError) as exc:
+            log.warning(
+                "the group no longer gives us %d partition(s) (%s); leaving them to their owner", len(batches), exc
+            )
+            self.stats["fenced"] += 1
+            self._forget(consumer, batches)
+            return False
+        return True
+
+    def _forget(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Record]]) -> None:
+        """Drop what we hold for these partitions; if still ours, read them again from the batch's start."""
+        assigned = consumer.assignment()
+        for tp, batch in batches.items():
+            self.pending.pop(tp, None)
+            if tp in assigned:
+                consumer.seek(tp, batch[0].offset)
 
     def _recorded_intents(self, tp: TopicPartition, first_offset: int) -> dict[int, int]:
         """Batches a previous owner cut from ``first_offset`` on: a replay cuts them the same way."""

@@ -149,3 +149,33 @@ def test_derived_rows_wait_their_own_longer_window_and_raw_points_go_first(store
     worker.pending[derived].since = worker.pending[metrics].since = time.monotonic() - 1.1  # derived joins now
     assert asyncio.run(worker._flush_once(consumer, everything=False))
     assert consumer.committed == {metrics: 2, derived: 1} and order == ["t.metrics", "t.metrics", "t.derived"]
+
+
+class _StaleConsumer(_Consumer):
+    """A member the group has moved on from: it may still hold partitions it was reading."""
+
+    def __init__(self, assigned: set) -> None:
+        super().__init__()
+        self.assigned, self.seeks = assigned, {}
+
+    async def commit(self, offsets: dict) -> None:
+        from aiokafka.errors import CommitFailedError
+
+        raise CommitFailedError("the group has rebalanced")
+
+    def assignment(self) -> set:
+        return self.assigned
+
+    def seek(self, tp, offset: int) -> None:
+        self.seeks[tp] = offset
+
+
+def test_a_worker_the_group_moved_on_from_writes_nothing(store, worker: SinkWorker) -> None:
+    kept, lost = TopicPartition("t.metrics", 0), TopicPartition("t.metrics", 1)
+    worker._accept({kept: [good(5), good(6)], lost: [good(7)]})
+    consumer = _StaleConsumer(assigned={kept})
+    assert asyncio.run(worker._flush_once(consumer, everything=True))
+    assert worker.stats["fenced"] == 1 and worker.stats["inserts"] == 0
+    assert count(store, "SELECT count() FROM metric_points") == 0
+    assert count(store, "SELECT count() FROM sink_batches") == 0  # no intent either: the new owner cuts freely
+    assert worker.pending == {} and consumer.seeks == {kept: 5}  # a partition still ours is read again
