@@ -67,9 +67,7 @@ def _dead_letter(rows: dict[str, list], rec: Record, reason: str, now: float) ->
         rows.setdefault(col, []).append(value)
 
 
-def _validate(rec: Record, env: Envelope) -> None:
-    if rec.key is not None and rec.key != env.key:
-        raise InvalidEvent(f"message key {rec.key[:100]!r} does not match run id {env.run_id[:100]!r}")
+def _validate(env: Envelope) -> None:
     src = env.source
     if src.world_size < 1 or not 0 <= src.rank < src.world_size:
         raise InvalidEvent(f"rank {src.rank} does not fit world size {src.world_size}")
@@ -92,8 +90,16 @@ class Pipeline:
         for rec in records:
             try:
                 env = decode(rec.value)
-                _validate(rec, env)
-            except InvalidEvent as exc:
+                if rec.key is not None and rec.key != env.key:
+                    raise InvalidEvent(f"message key {rec.key[:100]!r} does not match run id {env.run_id[:100]!r}")
+            except InvalidEvent:
+                # The sink reads every record too and keeps this one in dead_letters with the same
+                # reason; a second row from this stage would count one bad message twice.
+                result.stats["refused_by_sink"] += 1
+                continue
+            try:
+                _validate(env)
+            except InvalidEvent as exc:  # what only the processors refuse: the sink stored it
                 _dead_letter(result.dead_letters, rec, exc.reason, now)
                 result.stats["dead_letters"] += 1
                 continue

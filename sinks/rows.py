@@ -201,7 +201,8 @@ class TableBuilder:
         if self._points.count:
             out["metric_points"] = self._points.table()
         for name, rows in self._rows.items():
-            out[name] = _rows_table(rows)
+            if rows:  # an event may carry nothing to store (tags with an empty body)
+                out[name] = _rows_table(rows)
         for name, parts in self._derived.items():
             if name in out:  # dead letters of both stages: one insert, as two under one token would drop one
                 parts = [_dead_letter_shape(out[name]), *parts]

@@ -258,26 +258,25 @@ def test_malformed_messages_become_dead_letters_and_silent_runs_become_lost(
     settings: Settings, processors: Processors, sdk_env
 ):
     processors.start()
+    rank_outside_world = msgpack.packb(
+        {
+            "v": 1,
+            "kind": "tags",
+            "run": "x",
+            "src": ["h", 1, 5, 2],
+            "project": "",
+            "experiment": "",
+            "session": "",
+            "seq": 0,
+            "sent": 0.0,
+            "body": {},
+        }
+    )
     bogus = [
         (b"k1", b"\xff\x00 not msgpack"),
         (b"k2", msgpack.packb({"v": 1, "kind": "nope"})),
-        (
-            b"k3",
-            msgpack.packb(
-                {
-                    "v": 1,
-                    "kind": "tags",
-                    "run": "x",
-                    "src": ["h", 1, 5, 2],
-                    "project": "",
-                    "experiment": "",
-                    "session": "",
-                    "seq": 0,
-                    "sent": 0.0,
-                    "body": {},
-                }
-            ),
-        ),
+        (b"k3", rank_outside_world),  # under another run's key
+        (b"x", rank_outside_world),
     ]
     asyncio.run(_send_raw(settings, bogus))
     hang = produce(sdk_env, "silent", 500, 1.0, "clean", end="hang")
@@ -293,10 +292,17 @@ def test_malformed_messages_become_dead_letters_and_silent_runs_become_lost(
     )
     settled(settings)
 
-    dead = sql(settings, "SELECT key, reason, payload FROM dead_letters WHERE stage = 'processor' ORDER BY key")
-    assert dead["key"].tolist() == ["k1", "k2", "k3"]
+    # Each bad message is one dead letter: the sink's when it cannot store it, the processors' when
+    # only they refuse it (a rank outside its world size: the sink stored the tag).
+    dead = sql(settings, "SELECT key, stage, reason FROM dead_letters ORDER BY key")
+    assert dead[["key", "stage"]].values.tolist() == [
+        ["k1", "sink"],
+        ["k2", "sink"],
+        ["k3", "sink"],
+        ["x", "processor"],
+    ]
     assert "not a msgpack" in dead["reason"][0] and "unknown event kind" in dead["reason"][1]
-    assert "does not match run id" in dead["reason"][2]
+    assert "does not match run id" in dead["reason"][2] and "does not fit world size" in dead["reason"][3]
     lost = alerts(settings)
     assert lost[["run_id", "rule"]].values.tolist() == [["silent", "lost"]]
     # The run's open buckets were flushed when it was declared lost: rollups are complete.

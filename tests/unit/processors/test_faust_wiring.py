@@ -108,7 +108,9 @@ def test_rows_are_acknowledged_before_state_is_written_to_the_run_partition(tmp_
     [(_, msg)] = encode_metrics(
         env, ["loss"], np.zeros(3, np.uint32), np.arange(3), T0 + np.arange(3), np.array([1, np.nan, 1])
     )
-    events = [FakeEvent("t.metrics", 2, 0, b"r", msg), FakeEvent("t.metrics", 1, 5, b"x", b"\xc1")]
+    bad_rank = Envelope(kind="metrics", run_id="x", source=Source(rank=3, world_size=2))  # only processors refuse it
+    [(_, bad)] = encode_metrics(bad_rank, ["loss"], np.zeros(1, np.uint32), np.arange(1), T0 + np.arange(1), np.ones(1))
+    events = [FakeEvent("t.metrics", 2, 0, b"r", msg), FakeEvent("t.metrics", 1, 5, b"x", bad)]
     asyncio.run(worker.handle(events))
     kinds = [entry[0] for entry in log]
     assert kinds.index("set") > max(i for i, k in enumerate(kinds) if k == "send")

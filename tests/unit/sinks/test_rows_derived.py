@@ -159,3 +159,11 @@ def test_dead_letters_from_a_processor_in_another_shape_are_refused_alone():
     assert tables["rank_aggregates"].num_rows == 2
     assert tables["dead_letters"].column("stage").to_pylist() == ["sink"]
     assert "unknown shape" in tables["dead_letters"].column("reason").to_pylist()[0]
+
+
+def test_events_with_nothing_to_store_add_no_table_and_never_fail_the_batch():
+    empty_tags = Envelope(kind="tags", run_id="r", sent_at=1.0, body={})
+    b = TableBuilder()
+    b.add([Record("t.events", 0, 0, b"r", encode(empty_tags)), _record(_aggregates(2), 1)])
+    tables = b.tables()
+    assert "run_tags" not in tables and tables["rank_aggregates"].num_rows == 2
