@@ -17,11 +17,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["ENV_VARS", "Settings", "is_loopback", "mask_url"]
+__all__ = ["DEFAULT_RANK_METRICS", "ENV_VARS", "Settings", "is_loopback", "mask_url"]
 
 
 def _default_home() -> Path:
     return Path.home() / ".fleetlog"
+
+
+# Metrics that differ between data-parallel ranks (each sees its own batches); what all-reduce makes
+# equal on every rank (gradient norms, learning rate) would only double the stored rows.
+DEFAULT_RANK_METRICS = "loss|acc|throughput|per_sec|step_time"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,7 +81,7 @@ class Settings:
     spike_factor: float = 3.0
     spike_window_points: int = 20
     spike_metrics: str = "loss"
-    rank_metrics: str = ""
+    rank_metrics: str = DEFAULT_RANK_METRICS
     gpu_metrics: str = r"gpu\d*[_./]?util"
     fleet_windows: str = "10,60"
     processor_batch_records: int = 64
@@ -245,7 +250,11 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "spike_factor": ("FLEETLOG_SPIKE_FACTOR", "a spike is a value above this times the rolling median (3)"),
     "spike_window_points": ("FLEETLOG_SPIKE_WINDOW", "points in the spike detector's rolling median (20)"),
     "spike_metrics": ("FLEETLOG_SPIKE_METRICS", "regex of metric names watched for spikes (loss)"),
-    "rank_metrics": ("FLEETLOG_RANK_METRICS", "regex of metric names aggregated across ranks (empty: all)"),
+    "rank_metrics": (
+        "FLEETLOG_RANK_METRICS",
+        "regex of metric names aggregated across ranks (default: names with loss, acc, throughput, per_sec or "
+        "step_time; `.` for every metric)",
+    ),
     "gpu_metrics": ("FLEETLOG_GPU_METRICS", "regex of metric names averaged as GPU utilisation (gpu\\d*[_./]?util)"),
     "fleet_windows": ("FLEETLOG_FLEET_WINDOWS", "fleet window lengths in seconds, comma separated (10,60)"),
     "processor_batch_records": ("FLEETLOG_PROCESSOR_BATCH_RECORDS", "Kafka records per processor batch (64)"),

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from fleetlog.config import DEFAULT_RANK_METRICS
+
 __all__ = ["ProcessorConfig", "parse_positive_ints"]
 
 
@@ -45,7 +47,7 @@ class ProcessorConfig:
     spike_factor: float = 3.0
     spike_window: int = 20
     spike_metrics: re.Pattern[str] = re.compile("loss")
-    rank_metrics: re.Pattern[str] = re.compile("")
+    rank_metrics: re.Pattern[str] = re.compile(DEFAULT_RANK_METRICS)
     gpu_metrics: re.Pattern[str] = re.compile(r"gpu\d*[_./]?util")
     window_seconds: tuple[int, ...] = (10, 60)
     state_retention_seconds: float = 3600.0

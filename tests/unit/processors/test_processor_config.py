@@ -19,7 +19,9 @@ def test_settings_become_a_checked_config(tmp_path: Path):
     cfg = ProcessorConfig.from_settings(Settings.from_env(env, home=tmp_path))
     assert cfg.resolutions == (10, 100) and cfg.lost_after_seconds == 5.0
     assert cfg.spike_metrics.search("val/ppl") and not cfg.spike_metrics.search("acc")
-    assert cfg.rank_metrics.search("anything") and cfg.gpu_metrics.search("sys/gpu0/utilization_percent")
+    assert cfg.rank_metrics.search("train/loss") and cfg.rank_metrics.search("perf/samples_per_sec")
+    assert not cfg.rank_metrics.search("layers/03/grad_norm")  # equal on every rank after all-reduce
+    assert cfg.gpu_metrics.search("sys/gpu0/utilization_percent")
 
 
 @pytest.mark.parametrize(
