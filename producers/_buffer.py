@@ -49,6 +49,10 @@ class DrainedPoints:
         return len(self.value)
 
 
+def _as_is(name: str, value: Any) -> Any:
+    return value
+
+
 class MetricBuffer:
     """Points that the sender has not taken yet, for one run.
 
@@ -71,34 +75,21 @@ class MetricBuffer:
         self.dropped = 0
         self._woken = False
         self._warned = False
+        self._append = self.logger(_as_is, _as_is)  # values already checked by the caller
 
     def append(self, name: str, value: float, step: int | None) -> None:
         """Add one point; ``value`` is a real number and ``step`` an int or None (``Run`` checks)."""
-        idx = self._index.get(name)
-        if idx is None:
-            idx = self._add_name(name)
-        nxt = self._next_step
-        if step is None:
-            step = nxt[idx]
-        try:
-            record = _PACK(idx, step, _now(), value)
-        except struct.error:
-            raise ValueError(f"step for {name!r} must fit a signed 64-bit integer, got {step}") from None
-        points = self._points
-        if len(points) >= self._fast_below and not self._admit(1):
-            return  # a dropped point takes no step
-        nxt[idx] = step + 1
-        points.extend(record)
+        self._append(name, value, "", step)
 
     def logger(
         self, as_float: Callable[[str, Any], float], as_step: Callable[[str, Any], int]
     ) -> Callable[..., None]:
-        """``append`` with the caller's argument checks folded in, as one plain function.
+        """A point's whole path -- the caller's argument checks, then the append -- as one plain function.
 
         ``run.log`` is the hottest call in a training loop, and in CPython every call level
         and attribute lookup is a measurable share of it: this closure binds the buffer's
         parts once, so a point costs one function call instead of a bound method calling
-        another.  It behaves exactly as ``Run.log`` followed by :meth:`append`.
+        another.  :meth:`append` is the same closure without the checks (its callers have made them).
         """
         index, nxt, points, fast_below = self._index, self._next_step, self._points, self._fast_below
         add_name, admit, extend, pack, now = self._add_name, self._admit, self._points.extend, _PACK, _now
