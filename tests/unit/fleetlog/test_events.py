@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mutation import decode_mutated
 
 from fleetlog.events import Envelope, InvalidEvent, Source, decode, encode, encode_metrics
 
@@ -140,13 +141,7 @@ def test_random_bytes_never_raise_anything_but_invalid_event(data):
 def test_mutated_valid_messages_never_raise_anything_but_invalid_event(data):
     names, idx, step, ts, value = _points(8)
     [(_, msg)] = list(encode_metrics(_env(), names, idx, step, ts, value))
-    buf = bytearray(msg)
-    for _ in range(data.draw(st.integers(1, 8))):
-        pos = data.draw(st.integers(0, len(buf) - 1))
-        buf[pos] = data.draw(st.integers(0, 255))
-    cut = data.draw(st.integers(1, len(buf)))
-    with contextlib.suppress(InvalidEvent):
-        decode(bytes(buf[:cut]))
+    decode_mutated(data, msg)
 
 
 @settings(max_examples=100, deadline=None)
