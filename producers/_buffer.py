@@ -81,9 +81,7 @@ class MetricBuffer:
         """Add one point; ``value`` is a real number and ``step`` an int or None (``Run`` checks)."""
         self._append(name, value, "", step)
 
-    def logger(
-        self, as_float: Callable[[str, Any], float], as_step: Callable[[str, Any], int]
-    ) -> Callable[..., None]:
+    def logger(self, as_float: Callable[[str, Any], float], as_step: Callable[[str, Any], int]) -> Callable[..., None]:
         """A point's whole path -- the caller's argument checks, then the append -- as one plain function.
 
         ``run.log`` is the hottest call in a training loop, and in CPython every call level
