@@ -324,14 +324,24 @@ def runs(
 
 
 def _with_metrics(frame: pd.DataFrame, metrics: list[str], settings: Settings | None) -> pd.DataFrame:
+    """``<metric>.last/min/max`` columns, looked up from the summaries (no merge per metric)."""
     if frame.empty or not metrics:
         return frame
     summary = summaries(frame["run_id"].tolist(), metrics, settings=settings)
-    for name in metrics:
-        part = summary[summary["metric"] == name][["run_id", "last", "min", "max"]]
-        part = part.rename(columns={c: f"{name}.{c}" for c in ("last", "min", "max")})
-        frame = frame.merge(part, on="run_id", how="left")
-    return frame
+    found = dict(
+        zip(
+            zip(summary["run_id"], summary["metric"], strict=True),
+            zip(summary["last"], summary["min"], summary["max"], strict=True),
+            strict=True,
+        )
+    )
+    nan = (math.nan,) * 3
+    extra = {
+        f"{name}.{column}": [found.get((run_id, name), nan)[i] for run_id in frame["run_id"]]
+        for name in metrics
+        for i, column in enumerate(("last", "min", "max"))
+    }
+    return pd.concat([frame, pd.DataFrame(extra, index=frame.index, dtype=float)], axis=1)
 
 
 def run(run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
