@@ -22,11 +22,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from aiokafka import AIOKafkaProducer
+from polling import wait_for
 
 from fleetlog import query
 from fleetlog.config import ENV_VARS, Settings
@@ -37,15 +37,6 @@ from fleetlog.topics import ensure_topics
 
 BACKENDS = ["chdb", "http"]
 GROUP = "fleetlog-sink"
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, every: float = 0.5) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def backend_settings(settings: Settings, backend: str, **changes: object) -> Settings:

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 from aiokafka import AIOKafkaProducer
+from polling import wait_for
 from sink_backends import (
     KnownData,
     Sink,
@@ -24,7 +25,6 @@ from sink_backends import (
     start_backend,
     stop_backend,
     wait_drained,
-    wait_for,
 )
 
 from fleetlog import query
