@@ -172,6 +172,10 @@ def _check_format(fmt: str) -> None:
         raise ClickHouseError(73, f"Unknown format {fmt}")
 
 
+# How long a request waits for its session while another request of it finishes.
+SESSION_WAIT_SECONDS = 2.0
+
+
 @dataclass
 class _Session:
     handle: Handle
@@ -227,13 +231,7 @@ class HandlePool:
 
     @contextmanager
     def _session(self, session_id: str, timeout: float, check: bool) -> Iterator[Handle]:
-        with self._lock:
-            self._expire_sessions()
-            session = self._sessions.get(session_id)
-            if session is None:
-                session = self._new_session(session_id, timeout, check)
-            if not session.lock.acquire(blocking=False):
-                raise ClickHouseError(373, f"Session {session_id} is locked by a concurrent client")
+        session = self._acquire_session(session_id, timeout, check)
         try:
             yield session.handle
         finally:
@@ -243,6 +241,28 @@ class HandlePool:
                     self._sessions.pop(session_id, None)
                     session.handle.close()
                 session.lock.release()
+
+    def _acquire_session(self, session_id: str, timeout: float, check: bool) -> _Session:
+        """The session, locked for this request.
+
+        A client's next request can arrive while the handler of its previous one still holds the
+        session to finish writing the reply; that is not concurrent use, so wait a moment for it
+        (outside the pool's lock) before answering SESSION_IS_LOCKED.
+        """
+        while True:
+            with self._lock:
+                self._expire_sessions()
+                session = self._sessions.get(session_id)
+                if session is None:
+                    session = self._new_session(session_id, timeout, check)
+                if session.lock.acquire(blocking=False):
+                    return session
+            if not session.lock.acquire(timeout=SESSION_WAIT_SECONDS):
+                raise ClickHouseError(373, f"Session {session_id} is locked by a concurrent client")
+            with self._lock:
+                if self._sessions.get(session_id) is session:  # not expired or discarded meanwhile
+                    return session
+            session.lock.release()
 
     def _new_session(self, session_id: str, timeout: float, check: bool) -> _Session:
         if check:

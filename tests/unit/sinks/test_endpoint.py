@@ -421,3 +421,32 @@ def test_rowbinary_insert_body(endpoint: HttpEndpoint, store_client: Client, tab
     response = raw(endpoint, query=f"INSERT INTO {table} FORMAT RowBinary", body=body)
     assert response.status == 200, response.data
     assert store_client.query(f"SELECT a, b FROM {table} ORDER BY a").result_rows == [(1, "x"), (2, "yz")]
+
+
+def _hold_session(pool, session_id: str, seconds: float) -> None:
+    """Hold ``session_id`` in another thread for ``seconds``; returns once it is held."""
+    held = threading.Event()
+
+    def holder() -> None:
+        with pool.checkout(session_id):
+            held.set()
+            time.sleep(seconds)
+
+    threading.Thread(target=holder, daemon=True).start()
+    assert held.wait(5)
+
+
+def test_a_sessions_next_request_waits_for_the_previous_one_to_finish(endpoint: HttpEndpoint, monkeypatch) -> None:
+    from fleetlog.sinks import _engine
+    from fleetlog.sinks._http_protocol import ClickHouseError
+
+    pool = endpoint._pool
+    _hold_session(pool, "s-next", 0.3)  # a handler still writing its reply
+    started = time.monotonic()
+    with pool.checkout("s-next"):
+        assert time.monotonic() - started >= 0.2  # waited for it rather than refusing
+    monkeypatch.setattr(_engine, "SESSION_WAIT_SECONDS", 0.1)
+    _hold_session(pool, "s-busy", 1.0)  # truly concurrent use of one session
+    with pytest.raises(ClickHouseError) as refused, pool.checkout("s-busy"):
+        pass
+    assert refused.value.code == 373
