@@ -34,6 +34,7 @@ __all__ = [
     "Envelope",
     "InvalidEvent",
     "MetricBatch",
+    "Record",
     "Source",
     "decode",
     "encode",
@@ -80,6 +81,17 @@ class InvalidEvent(ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """The parts of a Kafka record that the processors and the sinks read an event from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
 
 
 @dataclass(frozen=True, slots=True)

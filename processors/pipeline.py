@@ -19,24 +19,13 @@ from dataclasses import dataclass, field
 from fleetlog.processors.core.engine import Getter, Output, RunEngine
 from fleetlog.processors.core.lifecycle import is_alert_rules, parse_alert_rules
 
-from fleetlog.events import Envelope, InvalidEvent, decode
+from fleetlog.events import Envelope, InvalidEvent, Record, decode
 
 __all__ = ["BatchResult", "Pipeline", "Record", "RunResult"]
 
 log = logging.getLogger("fleetlog.processor")
 
 _MAX_PAYLOAD = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """The parts of a Kafka record the processors need."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
 
 
 @dataclass

@@ -29,22 +29,11 @@ import pyarrow.compute as pc
 from fleetlog.sinks._event_rows import MAX_TEXT, ROW_BUILDERS, TIME_COLUMNS
 from fleetlog.sinks.schema import DERIVED_TABLES
 
-from fleetlog.events import DictColumn, Envelope, InvalidEvent, decode
+from fleetlog.events import DictColumn, Envelope, InvalidEvent, Record, decode
 
 __all__ = ["Record", "StreamKey", "TableBuilder"]
 
 StreamKey = tuple[str, str, str]  # (producer session, run id, topic)
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """The parts of a Kafka record the sink needs."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
 
 
 def _dict_column(indices: np.ndarray, values: list[str]) -> pa.DictionaryArray:
