@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bench._common import median, percentile
+from bench._common import median, percentile, timed
 
 __all__ = ["BIG_RUN", "build_store", "mlflow_history", "read_queries", "tensorboard_history"]
 
@@ -110,12 +110,7 @@ def build_store(*, home: str, big_points: int) -> dict[str, Any]:
 
 def _times(fn: Any, reps: int) -> list[float]:
     fn()  # warm: catalog, connection, engine caches
-    out = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
+    return timed(fn, reps=reps)
 
 
 def read_queries(*, http_port: int, reps: int) -> dict[str, Any]:
