@@ -44,8 +44,8 @@ def test_bad_names_raise_at_the_call(name, error):
         MetricBuffer(capacity=10, wake_at=5).append(name, 1.0, None)
 
 
-def test_concurrent_appends_and_drains_lose_nothing():
-    buf = MetricBuffer(capacity=10_000_000, wake_at=5_000_000)
+def _drained_while(buf: MetricBuffer, writers: list[threading.Thread]) -> list:
+    """Everything drained by a thread draining as fast as it can while ``writers`` append, then the rest."""
     drained = []
     done = threading.Event()
 
@@ -54,23 +54,26 @@ def test_concurrent_appends_and_drains_lose_nothing():
             out = buf.drain()
             if out is not None:
                 drained.append(out)
-        out = buf.drain()
-        if out is not None:
-            drained.append(out)
 
     t = threading.Thread(target=drainer)
     t.start()
-    workers = [
-        threading.Thread(target=lambda k=k: [buf.append(f"m{k}", 1.0, None) for _ in range(50_000)]) for k in range(4)
-    ]
-    for w in workers:
+    for w in writers:
         w.start()
-    for w in workers:
+    for w in writers:
         w.join()
     done.set()
     t.join()
+    last = buf.drain()
+    return drained + ([last] if last is not None else [])
+
+
+def test_concurrent_appends_and_drains_lose_nothing():
+    buf = MetricBuffer(capacity=10_000_000, wake_at=5_000_000)
+    workers = [
+        threading.Thread(target=lambda k=k: [buf.append(f"m{k}", 1.0, None) for _ in range(50_000)]) for k in range(4)
+    ]
     steps = {}
-    for out in drained:
+    for out in _drained_while(buf, workers):
         for i, s in zip(out.name_idx.tolist(), out.step.tolist(), strict=True):
             steps.setdefault(out.names[i], []).append(s)
     assert {k: sorted(v) for k, v in steps.items()} == {f"m{k}": list(range(50_000)) for k in range(4)}
@@ -86,32 +89,13 @@ def test_resume_continues_after_last_steps():
 def test_concurrent_batches_and_drains_keep_points_whole():
     """Each point's value encodes its metric and step: a torn record would not match."""
     buf = MetricBuffer(capacity=10_000_000, wake_at=5_000_000)
-    drained = []
-    done = threading.Event()
-
-    def drainer():
-        while not done.is_set():
-            out = buf.drain()
-            if out is not None:
-                drained.append(out)
 
     def batches(k):
         for step in range(5_000):
             buf.append_many({f"t{k}/m{j}": float(k * 1_000_000 + step * 10 + j) for j in range(10)}, step, float)
 
-    t = threading.Thread(target=drainer)
-    t.start()
-    workers = [threading.Thread(target=batches, args=(k,)) for k in range(3)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    done.set()
-    t.join()
-    last = buf.drain()
-    drained += [last] if last is not None else []
     seen = 0
-    for out in drained:
+    for out in _drained_while(buf, [threading.Thread(target=batches, args=(k,)) for k in range(3)]):
         for i, s, v in zip(out.name_idx.tolist(), out.step.tolist(), out.value.tolist(), strict=True):
             k, j = (int(x[1:]) for x in out.names[i].split("/"))
             assert v == k * 1_000_000 + s * 10 + j
