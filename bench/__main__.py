@@ -34,6 +34,7 @@ SECTIONS = ("hotpath", "storage", "queries", "e2e", "scaleout")
 class Sizes:
     hot_calls: int = 200_000
     hot_reps: int = 7
+    burst_seconds: float = 10.0
     mlflow_calls: int = 300
     mlflow_sqlite_calls: int = 60
     tb_calls: int = 3_000
@@ -52,6 +53,7 @@ class Sizes:
 QUICK = Sizes(
     hot_calls=50_000,
     hot_reps=3,
+    burst_seconds=3.0,
     mlflow_calls=100,
     mlflow_sqlite_calls=20,
     tb_calls=1_000,

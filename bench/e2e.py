@@ -27,6 +27,7 @@ import psutil
 
 from bench._common import percentile
 from fleetlog.config import Settings
+from fleetlog.credentials import load_credentials
 from fleetlog.localkafka import free_port
 from fleetlog.stack import PROCESSOR, SINK, LocalStack
 
@@ -49,10 +50,17 @@ class Deployment:
         return self.stacks[0].settings
 
     def client(self) -> Any:
+        """A reader of the first stack's store, as fleetlog's own readers log in."""
         import clickhouse_connect
 
+        reader = load_credentials(self.settings).reader
         return clickhouse_connect.get_client(
-            host="127.0.0.1", port=self.settings.http_port, database="fleetlog", send_receive_timeout=60
+            host="127.0.0.1",
+            port=self.settings.http_port,
+            database="fleetlog",
+            send_receive_timeout=60,
+            username=reader.name,
+            password=reader.password,
         )
 
     def producer_env(self, home: Path) -> dict[str, str]:
@@ -79,6 +87,7 @@ def deploy(root: Path, bootstrap: str, broker_pid: int | None, *, sinks: int, pr
         telemetry_interval_seconds=0,
     )
     stacks = [LocalStack(first)]
+    writer = load_credentials(first).writer  # the other stacks' sinks write to the first one's store
     for i in range(1, max(sinks, processors)):
         stacks.append(
             LocalStack(
@@ -86,7 +95,7 @@ def deploy(root: Path, bootstrap: str, broker_pid: int | None, *, sinks: int, pr
                     home=root / f"{prefix}-{i}",
                     kafka_bootstrap=bootstrap,
                     topic_prefix=prefix,
-                    clickhouse_url=f"http://127.0.0.1:{first.http_port}/fleetlog",
+                    clickhouse_url=f"http://{writer.name}:{writer.password}@127.0.0.1:{first.http_port}/fleetlog",
                     http_port=free_port(),
                     ui_port=free_port(),
                     telemetry_interval_seconds=0,

@@ -113,12 +113,12 @@ def _times(fn: Any, reps: int) -> list[float]:
     return timed(fn, reps=reps)
 
 
-def read_queries(*, http_port: int, reps: int) -> dict[str, Any]:
-    """Every timed read, through fleetlog.query and the endpoint; seconds per call (median, p90)."""
+def read_queries(*, home: str, http_port: int, reps: int) -> dict[str, Any]:
+    """Every timed read, through fleetlog.query and the endpoint (as its reader); seconds per call (median, p90)."""
     import fleetlog.query as q
     from fleetlog.config import Settings
 
-    settings = Settings(http_port=http_port)
+    settings = Settings(home=home, http_port=http_port)
     client = q.client(settings)
     out: dict[str, Any] = {}
 

@@ -15,7 +15,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from fleetlog.config import Settings, mask_url
 
@@ -102,7 +104,8 @@ def up(home: HomeOpt = None, kafka: KafkaOpt = None) -> None:
     with console.status("starting Kafka and the sink..."):
         stack.up()
     console.print(
-        f"up: Kafka {stack.settings.kafka_bootstrap}, ClickHouse endpoint {stack.settings.http_url}, "
+        f"up: Kafka {stack.settings.kafka_bootstrap}, ClickHouse endpoint {stack.settings.http_url} "
+        "(log in with `fleetlog store credentials --json`), "
         f"dashboard {stack.settings.ui_url}"
     )
 
@@ -145,9 +148,10 @@ def status(
     table = Table("component", "state", "pid", "address")
     for name in [k for k, v in report.items() if isinstance(v, dict) and "state" in v]:
         c = report[name]
-        table.add_row(name, c["state"], str(c["pid"] or ""), str(c["address"] or ""))
+        table.add_row(*(Text(str(v)) for v in (name, c["state"], c["pid"] or "", c["address"] or "")))
     console.print(table)
-    console.print(f"store: {report['clickhouse']}  topics: {', '.join(report['topics'])}  lag: {report.get('lag')}")
+    topics = ", ".join(report["topics"])
+    console.print(Text(f"store: {report['clickhouse']}  topics: {topics}  lag: {report.get('lag')}"))
 
 
 @app.command()
@@ -183,10 +187,10 @@ def submit(
     config = fleetlog.ScriptRunConfig(source_directory=source_directory, script=script, arguments=list(ctx.args))
     exp = fleetlog.Experiment(experiment or Path(script).stem)
     run = exp.submit(config, show_output=True)
-    console.print(f"[bold]run {run.id}[/] submitted")
+    console.print(f"[bold]run {escape(run.id)}[/] submitted")
     details = run.wait_for_completion(show_output=True, raise_on_error=False)
     exp.close()
-    console.print(f"run {run.id}: {details['status']} (exit code {details['exitCode']})")
+    console.print(Text(f"run {run.id}: {details['status']} (exit code {details['exitCode']})"))
     raise typer.Exit(0 if details["exitCode"] == 0 else 1)
 
 

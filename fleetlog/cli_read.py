@@ -20,7 +20,9 @@ import pandas as pd
 import pyarrow as pa
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text as RichText
 
 from fleetlog.config import Settings
 
@@ -60,10 +62,10 @@ def _reading(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except StoreUnavailable as exc:
-            err_console.print(f"[red]error:[/] {exc}")
+            err_console.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from None
         except (RunNotFound, ValueError, ClickHouseError) as exc:
-            err_console.print(f"[red]error:[/] {exc}")
+            err_console.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -96,12 +98,13 @@ def _cell(value: Any) -> str:
 
 
 def _print_frame(frame: pd.DataFrame, title: str | None = None, max_rows: int = 200) -> None:
+    """A frame as a table. Every header and cell is a ``Text``: user data (a run named ``[/]``) is never markup."""
     table = Table(title=title, title_justify="left")
     for column in frame.columns:  # ids stay whole on narrow terminals; other columns wrap
         wide = column in ("run_id", "metric", "key")
-        table.add_column(str(column), no_wrap=wide, min_width=_width(frame[column]) if wide else None)
+        table.add_column(RichText(str(column)), no_wrap=wide, min_width=_width(frame[column]) if wide else None)
     for row in frame.head(max_rows).itertuples(index=False):
-        table.add_row(*[_cell(v) for v in row])
+        table.add_row(*[RichText(_cell(v)) for v in row])
     console.print(table)
     if len(frame) > max_rows:
         console.print(f"[dim]... {len(frame) - max_rows} more rows (use --json for all)[/]")
@@ -187,14 +190,14 @@ def show(
     if as_json:
         _json({**record, "metrics": metrics.to_dict("records"), "logs": logs.to_dict("records")})
         return
-    console.print(
-        f"[bold]{record['name'] or run_id}[/]  {run_id}  [{_status_style(record['status'])}]{record['status']}[/]"
-    )
+    name, status = escape(str(record["name"] or run_id)), escape(str(record["status"]))
+    console.print(f"[bold]{name}[/]  {escape(run_id)}  [{_status_style(record['status'])}]{status}[/]")
     facts = ("experiment", "project", "start_time", "end_time", "duration", "host", "world_size")
     record["duration"] = _duration(record)
-    console.print("  ".join(f"[dim]{k}[/] {_cell(record.get(k))}" for k in facts if record.get(k) not in (None, "")))
+    shown = [f"[dim]{k}[/] {escape(_cell(record.get(k)))}" for k in facts if record.get(k) not in (None, "")]
+    console.print("  ".join(shown))
     if record.get("error_message"):
-        console.print(f"[red]{record['error_type']}: {record['error_message']}[/]")
+        console.print(RichText(f"{record['error_type']}: {record['error_message']}", style="red"))
     for what in ("params", "tags"):
         if record[what]:
             _print_frame(pd.DataFrame({"key": list(record[what]), "value": list(record[what].values())}), what)
@@ -204,7 +207,7 @@ def show(
     if not logs.empty:
         console.print("[bold]last log lines[/]")
         for line in logs.itertuples():
-            console.print(f"[dim]{_cell(line.ts)}[/] {line.message}", markup=False, highlight=False)
+            console.print(RichText.assemble((_cell(line.ts), "dim"), " ", str(line.message)), highlight=False)
 
 
 def _status_style(status: str) -> str:
@@ -242,13 +245,15 @@ def metrics_cmd(
         if as_json:
             out.append({"metric": name, "step": values.index.tolist(), "value": values.tolist(), **s.to_dict()})
         elif height > 1:
-            console.print(f"[bold]{name}[/]  last {_cell(s['last'])}  min {_cell(s['min'])}  max {_cell(s['max'])}")
+            console.print(
+                f"[bold]{escape(name)}[/]  last {_cell(s['last'])}  min {_cell(s['min'])}  max {_cell(s['max'])}"
+            )
             for line in chart(values.to_numpy(), height):
                 console.print(line, markup=False, highlight=False)
             console.print(f"[dim]steps {values.index.min()}..{values.index.max()}[/]")
         else:
             row = [sparkline(values.to_numpy()), _cell(s["last"]), _cell(s["min"]), _cell(s["max"]), str(s["count"])]
-            table.add_row(name, *row)
+            table.add_row(*[RichText(cell) for cell in (name, *row)])
     if as_json:
         _json(out)
     elif height <= 1:
@@ -278,12 +283,13 @@ def tail(
                     seen[m.metric] = m.last_step
                     event = {"kind": "metric", "metric": m.metric, "step": m.last_step, "value": m.last}
                     _json(event) if as_json else console.print(
-                        f"[cyan]{m.metric}[/] step {m.last_step}: {_cell(m.last)}"
+                        f"[cyan]{escape(m.metric)}[/] step {m.last_step}: {_cell(m.last)}"
                     )
             for line in q.logs(run_id, since=since, limit=1000).itertuples():
                 since = line.ts
                 event = {"kind": "log", "ts": line.ts, "stream": line.stream, "message": line.message}
-                _json(event) if as_json else console.print(f"[dim]{_cell(line.ts)}[/] {line.message}", markup=False)
+                text = RichText.assemble((_cell(line.ts), "dim"), " ", str(line.message))
+                _json(event) if as_json else console.print(text, highlight=False)
             if ended or (deadline is not None and time.monotonic() > deadline):
                 break
             time.sleep(interval)
@@ -293,7 +299,7 @@ def tail(
     if as_json:
         _json({"kind": "status", "status": status})
     else:
-        console.print(f"run {run_id}: {status}")
+        console.print(RichText(f"run {run_id}: {status}"))
 
 
 @_reading
@@ -321,7 +327,7 @@ def export(
     finally:
         if writer is not None:
             writer.close()
-    console.print(f"wrote {rows:,} points to {path}")
+    console.print(RichText(f"wrote {rows:,} points to {path}"))
 
 
 def _writer(fmt: str, path: Path, schema: Any, record: dict[str, Any]) -> Any:
@@ -374,7 +380,7 @@ def ui(
     try:
         serve(settings, log_level=log_level)
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
 
 

@@ -11,13 +11,21 @@ import dataclasses
 import ipaddress
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["DEFAULT_RANK_METRICS", "ENV_VARS", "Settings", "is_loopback", "mask_url"]
+__all__ = [
+    "BUFFER_WHEN_FULL",
+    "DEFAULT_RANK_METRICS",
+    "ENV_VARS",
+    "SECRET_SETTINGS",
+    "Settings",
+    "is_loopback",
+    "mask_url",
+]
 
 
 def _default_home() -> Path:
@@ -42,7 +50,10 @@ class Settings:
     clickhouse_url: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8123
-    http_password: str = ""
+    store_writer_password: str = ""
+    store_reader_password: str = ""
+    store_max_query_seconds: float = 60.0
+    store_max_query_memory_bytes: int = 4 << 30
     ui_host: str = "127.0.0.1"
     ui_port: int = 8765
     ui_token: str = ""
@@ -62,6 +73,8 @@ class Settings:
     logs_ttl_days: int = 90
     raw_partition: str = "month"
     spool_max_bytes: int = 1 << 30
+    buffer_when_full: str = "spool"
+    block_timeout_seconds: float = 10.0
     heartbeat_interval_seconds: float = 5.0
     telemetry_interval_seconds: float = 10.0
     artifacts_url: str = ""
@@ -96,8 +109,18 @@ class Settings:
             object.__setattr__(self, "artifacts_url", (self.home / "artifacts").as_uri())
         if self.mode not in ("online", "offline"):
             raise ValueError(f"FLEETLOG_MODE must be 'online' or 'offline', not {self.mode!r}")
+        if min(self.store_max_query_seconds, self.store_max_query_memory_bytes) <= 0:
+            raise ValueError(
+                "FLEETLOG_STORE_MAX_QUERY_SECONDS and FLEETLOG_STORE_MAX_QUERY_MEMORY_BYTES must be positive"
+            )
         if min(self.flush_interval_seconds, self.sink_batch_seconds, self.sink_derived_batch_seconds) <= 0:
             raise ValueError("FLEETLOG_FLUSH_INTERVAL and the FLEETLOG_SINK_*BATCH_SECONDS must be positive")
+        if self.buffer_when_full not in BUFFER_WHEN_FULL:
+            raise ValueError(
+                f"FLEETLOG_BUFFER_WHEN_FULL must be one of {BUFFER_WHEN_FULL}, not {self.buffer_when_full!r}"
+            )
+        if not 0 < self.block_timeout_seconds < float("inf"):
+            raise ValueError("FLEETLOG_BLOCK_TIMEOUT must be a positive, finite number of seconds")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -162,6 +185,24 @@ class Settings:
     def ui_url(self) -> str:
         return f"http://{self.ui_host}:{self.ui_port}"
 
+    def child_env(self, *, secrets: Iterable[str] = (), base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment a fleetlog child process reads these settings from.
+
+        ``base`` (default ``os.environ``) plus every ``FLEETLOG_*`` setting, except the secrets
+        (:data:`SECRET_SETTINGS`) not named in ``secrets``: those are left out, and removed from
+        ``base`` too, so a child holds only the secrets its job needs.
+        """
+        keep = set(secrets)
+        unknown = keep - SECRET_SETTINGS
+        if unknown:
+            raise ValueError(f"not secret settings: {sorted(unknown)}")
+        dropped = {ENV_VARS[name][0] for name in SECRET_SETTINGS - keep}
+        env = {k: v for k, v in (os.environ if base is None else base).items() if k not in dropped}
+        for name, (var, _doc) in ENV_VARS.items():
+            if var not in dropped:
+                env[var] = str(getattr(self, name))
+        return env
+
     def kafka_security(self) -> dict[str, Any]:
         """aiokafka keyword arguments for TLS and SASL (nothing for the plaintext default)."""
         if self.kafka_security_protocol == "PLAINTEXT":
@@ -180,17 +221,24 @@ class Settings:
         return kwargs
 
     def __repr__(self) -> str:
-        """Never shows secrets: passwords in URLs and the SASL/endpoint passwords are masked."""
+        """Never shows secrets: passwords in URLs, the store's and SASL's passwords and the UI token."""
         fields = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name.endswith("password") and value:
+            if f.name in SECRET_SETTINGS and value:
                 value = "***"
             elif isinstance(value, str) and "://" in value:
                 value = mask_url(value)
             fields.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(fields)})"
 
+
+# Settings that are secrets: masked in repr, and passed to a child process only when it needs them.
+SECRET_SETTINGS = frozenset({"store_writer_password", "store_reader_password", "ui_token", "kafka_sasl_password"})
+
+# What the SDK does when its in-memory buffer is full (Vector's when_full): "spool" moves the excess to the
+# on-disk spool and replays it in order; "drop_newest" drops and counts; "block" waits block_timeout_seconds.
+BUFFER_WHEN_FULL = ("spool", "drop_newest", "block")
 
 # setting name -> (environment variable, one line for the README's table)
 ENV_VARS: dict[str, tuple[str, str]] = {
@@ -202,7 +250,22 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     ),
     "http_host": ("FLEETLOG_HTTP_HOST", "address of the embedded store's ClickHouse HTTP endpoint (127.0.0.1)"),
     "http_port": ("FLEETLOG_HTTP_PORT", "port of that endpoint (8123, ClickHouse's own)"),
-    "http_password": ("FLEETLOG_HTTP_PASSWORD", "password the endpoint requires (required off loopback)"),
+    "store_writer_password": (
+        "FLEETLOG_STORE_WRITER_PASSWORD",
+        "the embedded store's writer password (default: generated into $FLEETLOG_HOME/credentials/store.json)",
+    ),
+    "store_reader_password": (
+        "FLEETLOG_STORE_READER_PASSWORD",
+        "the embedded store's read-only reader password (default: generated, as the writer's)",
+    ),
+    "store_max_query_seconds": (
+        "FLEETLOG_STORE_MAX_QUERY_SECONDS",
+        "the embedded store's endpoint stops any query after this many seconds (60)",
+    ),
+    "store_max_query_memory_bytes": (
+        "FLEETLOG_STORE_MAX_QUERY_MEMORY_BYTES",
+        "memory one query through that endpoint may use (4294967296)",
+    ),
     "ui_host": ("FLEETLOG_UI_HOST", "address the dashboard (fleetlog ui) binds (127.0.0.1)"),
     "ui_port": ("FLEETLOG_UI_PORT", "port of the dashboard (8765)"),
     "ui_token": ("FLEETLOG_UI_TOKEN", "token the dashboard requires (required off loopback)"),
@@ -231,6 +294,14 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "metric_points partitions when created: month, week, day, none (month)",
     ),
     "spool_max_bytes": ("FLEETLOG_SPOOL_MAX_BYTES", "disk the SDK may spool to while Kafka is away (1 GiB)"),
+    "buffer_when_full": (
+        "FLEETLOG_BUFFER_WHEN_FULL",
+        "when the sender falls behind: spool (excess to disk, replayed in order), drop_newest or block (spool)",
+    ),
+    "block_timeout_seconds": (
+        "FLEETLOG_BLOCK_TIMEOUT",
+        "longest run.log waits under FLEETLOG_BUFFER_WHEN_FULL=block before dropping, counted (10)",
+    ),
     "heartbeat_interval_seconds": ("FLEETLOG_HEARTBEAT_INTERVAL", "seconds between run heartbeats (5)"),
     "telemetry_interval_seconds": ("FLEETLOG_TELEMETRY_INTERVAL", "seconds between sys/ samples; 0 turns off (10)"),
     "artifacts_url": ("FLEETLOG_ARTIFACTS", "where uploaded files go: a directory URL or any fsspec URL (s3://...)"),

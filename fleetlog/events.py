@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import msgpack
@@ -28,14 +29,18 @@ import numpy as np
 
 __all__ = [
     "EVENT_KINDS",
+    "MAX_DEPTH",
+    "MAX_MESSAGE_BYTES",
     "ROW_DTYPES",
     "SCHEMA_VERSION",
+    "SDK_ROW_TABLES",
     "DictColumn",
     "Envelope",
     "InvalidEvent",
     "MetricBatch",
     "Record",
     "Source",
+    "check_from_sdk",
     "decode",
     "encode",
     "encode_metrics",
@@ -73,6 +78,22 @@ _I32 = np.dtype("<i4")
 ROW_DTYPES: frozenset[str] = frozenset({"|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f4", "<f8"})
 _MAX_ROWS = 1 << 24
 _MAX_COLUMNS = 1024
+
+# Limits on untrusted bytes, checked before anything else looks at a message.  Every stage recurses
+# somewhere (json.dumps of a record's data, Arrow on nested lists, repr in an error message), and
+# Python's recursion limit is about 1,000 frames: a message nested deeper than that would kill the
+# stage that read it, and kill it again on every restart at the same offset.  Real events nest a few
+# levels (envelope -> body -> a record's data); 64 leaves room for any structured payload.
+MAX_DEPTH = 64
+# Kafka topics cap messages at a few MiB; this bound holds even where a topic's cap was raised.
+MAX_MESSAGE_BYTES = 1 << 26
+_MAX_MAP_LEN = 1 << 20
+_CONTAINERS = frozenset({list, dict})
+
+# The one table an SDK client writes ``rows`` for (the rules of ``Run.set_alert``).  Rows for every
+# other table are derived: only the processors write them, on topics of their own, so the same rows
+# on an SDK topic are forged (a client inventing rollups, summaries or alerts).
+SDK_ROW_TABLES: frozenset[str] = frozenset({"alert_rules"})
 
 
 class InvalidEvent(ValueError):
@@ -280,7 +301,12 @@ def encode_metrics(
     for i, start in enumerate(range(0, max(n, 1), per_msg)):
         stop = min(n, start + per_msg)
         idx = np.asarray(name_idx[start:stop])
-        used, local = np.unique(idx, return_inverse=True) if len(idx) else (idx, idx)
+        used, local = idx, idx
+        if len(idx):  # np.unique(idx, return_inverse=True) without its sort: a count per name is O(n)
+            used = np.flatnonzero(np.bincount(idx, minlength=len(names)))
+            remap = np.zeros(max(len(names), int(used[-1]) + 1), dtype=_IDX)
+            remap[used] = np.arange(len(used), dtype=_IDX)
+            local = remap[idx]
         head["seq"] = env.seq + i
         head["body"] = {
             "names": [names[j] for j in used.tolist()],
@@ -293,16 +319,73 @@ def encode_metrics(
 
 
 def decode(data: bytes) -> Envelope:
-    """Decode one Kafka message value; anything wrong raises ``InvalidEvent`` only."""
+    """Decode one Kafka message value; anything wrong raises ``InvalidEvent`` only.
+
+    Sizes are bounded while msgpack reads (a declared length never allocates more than
+    the message holds), and a body's nesting before any code that recurses sees it: only
+    bodies travel on (a metric batch is type-checked and copied out, unknown keys dropped),
+    so only they are walked, and the hot path -- metric batches -- pays nothing.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise InvalidEvent(f"message value must be bytes, got {type(data).__name__}")
+    size = len(data)
+    if not size:
+        raise InvalidEvent("not a msgpack message: it is empty (a null or empty Kafka record value)")
+    if size > MAX_MESSAGE_BYTES:
+        raise InvalidEvent(f"message is {size} bytes (at most {MAX_MESSAGE_BYTES})")
     try:
-        raw = msgpack.unpackb(data, raw=False, strict_map_key=True)
+        raw = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=size,
+            max_bin_len=size,
+            max_array_len=min(size, _MAX_ROWS),
+            max_map_len=min(size // 2, _MAX_MAP_LEN),
+            max_ext_len=0,  # fleetlog never writes extension types (timestamps included)
+        )
     except Exception as exc:  # msgpack raises a zoo of types on garbage
-        raise InvalidEvent(f"not a msgpack message: {type(exc).__name__}: {exc}") from None
+        raise InvalidEvent(f"not a msgpack message: {type(exc).__name__}: {str(exc)[:200]}") from None
     if not isinstance(raw, dict):
         raise InvalidEvent(f"envelope must be a map, got {type(raw).__name__}")
-    return _envelope(raw)
+    try:
+        return _envelope(raw)
+    except InvalidEvent:
+        raise
+    except (ArithmeticError, LookupError, TypeError, ValueError) as exc:  # a check we did not foresee
+        raise InvalidEvent(f"malformed event: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _nested_deeper(root: list | dict, limit: int) -> bool:
+    """Whether ``root`` (level 1) nests lists and maps below level ``limit``; iterative, so any depth is safe.
+
+    One pass per level over all of that level's children: gathering them (``chain``) and
+    spotting containers among them (``map(type, ...)``) run in C, so a level of scalars --
+    a list column, a table's cells -- costs no Python step per element.  msgpack yields
+    exactly ``list`` and ``dict``, and map keys are never containers (``strict_map_key``).
+    """
+    lists, maps = ([root], []) if type(root) is list else ([], [root])
+    for _ in range(limit):
+        children = [*chain.from_iterable(lists), *chain.from_iterable(map(dict.values, maps))]
+        if _CONTAINERS.isdisjoint(map(type, children)):
+            return False
+        lists = [x for x in children if type(x) is list]
+        maps = [x for x in children if type(x) is dict]
+    return True
+
+
+def check_from_sdk(env: Envelope) -> None:
+    """Refuse an event read from an SDK topic (metrics, events) that only a processor may write.
+
+    Raises ``InvalidEvent`` for ``rows`` of any table but :data:`SDK_ROW_TABLES`.  The sink
+    and the processors both call this for records of those topics, so both refuse the same
+    messages and only the sink dead-letters them.
+    """
+    if env.kind == "rows" and env.body["table"] not in SDK_ROW_TABLES:
+        raise InvalidEvent(
+            f"rows for {env.body['table'][:100]!r} came on an SDK topic; derived rows may only come from the"
+            " processors' own topics"
+        )
 
 
 def _envelope(raw: Mapping[str, Any]) -> Envelope:
@@ -325,10 +408,12 @@ def _envelope(raw: Mapping[str, Any]) -> Envelope:
     if not 0 <= seq < 2**63 or not 0 <= sent < 1e11:
         raise InvalidEvent("field 'seq' must be in [0, 2**63) and 'sent' a unix time in seconds")
     body = raw.get("body")
-    if kind == "metrics":
+    if kind == "metrics":  # every part is type-checked and copied out; unknown keys are dropped
         body = _metric_batch(body)
     elif not isinstance(body, dict):
         raise InvalidEvent(f"a {kind!r} event needs a map body")
+    elif _nested_deeper(body, MAX_DEPTH - 1):  # the body is level 2 of the message
+        raise InvalidEvent(f"{kind!r} event nests lists and maps more than {MAX_DEPTH} levels deep")
     elif kind == "rows":
         body = _rows_body(body)
     return Envelope(

@@ -13,6 +13,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetlog._private import private_dir
+
 __all__ = ["KafkaStatus", "LocalKafka", "LocalKafkaError", "free_port", "script_path"]
 
 SCRIPT_ENV = "FLEETLOG_KAFKA_SCRIPT"
@@ -73,6 +75,7 @@ class LocalKafka:
 
     def start(self) -> KafkaStatus:
         """Start the broker and return once it serves; a no-op if it already runs. Raises LocalKafkaError."""
+        private_dir(Path(self.state_dir))  # the broker's data: every message logged (0700)
         self._run("start")
         status = self.status()
         if not status.running:

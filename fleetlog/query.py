@@ -33,6 +33,7 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from fleetlog._catalog import Catalog, catalog
 from fleetlog._series import Resolution, plan_resolution, read_series
 from fleetlog.config import Settings, mask_url
+from fleetlog.credentials import store_url
 from fleetlog.errors import RunNotFound, StoreUnavailable
 
 __all__ = [
@@ -75,11 +76,11 @@ TERMINAL = ("Completed", "Failed", "Canceled")
 
 
 def reader_url(settings: Settings) -> str:
-    """Where readers connect: the embedded store's endpoint, or the server itself."""
-    if settings.is_embedded_store:
-        auth = f"default:{settings.http_password}@" if settings.http_password else ""
-        return f"http://{auth}{settings.http_host}:{settings.http_port}"
-    return settings.clickhouse_url
+    """Where readers connect: the embedded store's endpoint as its read-only reader, or the server itself.
+
+    The URL carries the reader's password: pass it through ``mask_url`` before showing it.
+    """
+    return store_url(settings, "reader")
 
 
 @functools.lru_cache(maxsize=8)

@@ -14,9 +14,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from fleetlog import query
-from fleetlog.config import Settings
-from fleetlog.errors import FleetlogError, RunNotFound
+from fleetlog.config import Settings, mask_url
+from fleetlog.errors import FleetlogError, RunNotFound, StoreUnavailable
 from fleetlog.producers import experiment as _experiment
 from fleetlog.producers import run as _run
 
@@ -47,15 +49,62 @@ class Run(_run.Run):
             raise RunNotFound(f"run {self.id!r} has not reached the store yet (is the sink running? `fleetlog up`)")
         return df.iloc[0].to_dict()
 
-    def get_status(self) -> str:
-        """The status in the store (this process's view if the store has not seen the run yet)."""
+    def _ended_here(self) -> bool:
+        """This handle ended the run (complete, fail, cancel, wait_for_completion): its own status is final."""
+        return self.ended_here and self.status in _run.RunStatus.TERMINAL
+
+    def _own_record(self) -> dict[str, Any]:
+        """What this handle knows of its run, in the store's column names (read-your-writes)."""
+        source = self._stream.template.source
+        return {
+            "name": self.display_name,
+            "description": self.description,
+            "status": self.status,
+            "start_time": pd.Timestamp(self.start_time, unit="s"),
+            "end_time": pd.Timestamp(self.end_time, unit="s"),
+            "experiment": self.experiment.name,
+            "parent_run_id": self.parent_id,
+            "host": source.host,
+            "world_size": source.world_size,
+            "error_type": self._error.get("type", ""),
+            "error_message": self._error.get("message", ""),
+            "error_traceback": self._error.get("traceback", ""),
+        }
+
+    def _status_record(self) -> dict[str, Any]:
+        """The store's record, except that a run this handle ended reads as ended though the store lags.
+
+        The sink writes the final status a flush interval or so after ``complete()`` returns;
+        a script that asks right away must not see ``Running``.
+        """
         try:
-            return str(self._store_record()["status"])
+            rec = self._store_record()
+        except (RunNotFound, StoreUnavailable):
+            if not self._ended_here():
+                raise
+            return self._own_record()  # not there yet, or the store is restarting: this handle knows
+        if self._ended_here() and rec["status"] not in _run.RunStatus.TERMINAL:
+            own = self._own_record()
+            rec.update({k: own[k] for k in ("status", "end_time", "error_type", "error_message", "error_traceback")})
+        return rec
+
+    def get_status(self) -> str:
+        """The status in the store, or this handle's own view: when the store has not seen the run yet,
+        or lags behind what this handle did (``complete()``, ``fail()``, ``cancel()``, ``wait_for_completion()``)."""
+        try:
+            return str(self._status_record()["status"])
         except RunNotFound:
             return self.status
 
     def get_details(self) -> dict[str, Any]:
-        rec = self._store_record()
+        """Azure's run details from the store, with this handle's final status if it ended the run."""
+        rec = self._status_record()
+        try:
+            properties, tags = self.get_properties(), self.get_tags()
+        except StoreUnavailable:
+            if not self._ended_here():
+                raise
+            properties, tags = dict(self._properties), dict(self._tags)
         details = {
             "runId": self.id,
             "displayName": rec["name"],
@@ -67,8 +116,8 @@ class Run(_run.Run):
             "parentRunId": rec["parent_run_id"] or None,
             "host": rec["host"],
             "worldSize": int(rec["world_size"]),
-            "properties": self.get_properties(),
-            "tags": self.get_tags(),
+            "properties": properties,
+            "tags": tags,
         }
         if rec["error_type"] or rec["error_message"]:
             details["error"] = {
@@ -195,7 +244,7 @@ class Run(_run.Run):
         settings = settings or Settings.from_env()
         df = _sql(settings, "SELECT * FROM runs FINAL WHERE run_id = {r:String}", r=run_id)
         if df.empty:
-            raise RunNotFound(f"no run {run_id!r} in the store at {query.reader_url(settings)}")
+            raise RunNotFound(f"no run {run_id!r} in the store at {mask_url(query.reader_url(settings))}")
         rec = df.iloc[0]
         exp = Experiment(str(rec["experiment"]), project=str(rec["project"]), settings=settings)
         run = exp._open_run(run_id=run_id, display_name=str(rec["name"]), parent_id=str(rec["parent_run_id"]))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from fleetlog.config import ENV_VARS
+from fleetlog.config import Settings
 from fleetlog.errors import FleetlogError
 
 __all__ = ["RunFailed", "ScriptRunConfig", "launch"]
@@ -86,14 +86,26 @@ class ScriptProcess:
         return {"runId": self.run.id, "status": self.run.status, "exitCode": code}
 
 
+def child_env(settings: Settings) -> dict[str, str]:
+    """What a submitted script needs to log, and no more secrets than that.
+
+    It logs to Kafka (and may read its run through the store's reader, whose credentials
+    it finds under ``$FLEETLOG_HOME`` like any reader): the store's writer password and the
+    dashboard's token stay with the submitter, also when they are in its own environment.
+    The SASL password goes along only when the SDK needs it to reach Kafka.
+    """
+    secrets = {"store_reader_password"}
+    if "SASL" in settings.kafka_security_protocol:
+        secrets.add("kafka_sasl_password")
+    return settings.child_env(secrets=secrets)
+
+
 def launch(experiment: Any, config: ScriptRunConfig, *, show_output: bool) -> Any:
     """Start a run and its script; returns the run (``wait_for_completion()`` waits for it)."""
     run = experiment.start_logging(display_name=config.script, telemetry=False)
     run.outputs_dir = str(Path(config.source_directory) / "outputs")  # the script's ./outputs
-    s = experiment.settings
     env = {
-        **os.environ,
-        **{var: str(getattr(s, name)) for name, (var, _) in ENV_VARS.items()},
+        **child_env(experiment.settings),
         **(config.environment or {}),
         "FLEETLOG_RUN_ID": run.id,
         "FLEETLOG_SUBMITTED": "1",

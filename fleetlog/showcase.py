@@ -184,6 +184,6 @@ def _print_report(console: Console, settings: Settings, run_ids: list[str], figu
         "  fleetlog status --json\n"
         '  fleetlog sql "SELECT metric, count(), avg(value) FROM metric_points GROUP BY metric LIMIT 10"\n'
         f"  python -c \"import fleetlog.query as q; print(q.sql('SELECT * FROM runs FINAL'))\"\n"
-        f"  any ClickHouse client: {settings.http_url} (database fleetlog)\n"
+        f"  any ClickHouse client: {settings.http_url} (database fleetlog; `fleetlog store credentials --json`)\n"
         "  fleetlog down   # stop the broker and the sink"
     )

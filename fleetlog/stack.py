@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetlog.config import ENV_VARS, Settings
+from fleetlog._private import private_dir
+from fleetlog.config import Settings
+from fleetlog.credentials import load_credentials
 from fleetlog.localkafka import LocalKafka
 
 __all__ = ["PROCESSOR", "SINK", "STACK", "STORE", "UI", "Component", "LocalStack"]
@@ -31,17 +33,20 @@ class Component:
 
     name: str
     args: tuple[str, ...]
+    # The secret settings (config.SECRET_SETTINGS) its job needs; its environment holds no other.
+    secrets: frozenset[str] = frozenset()
 
 
-SINK = Component("sink", ("sink",))
+_STORE_SECRETS = frozenset({"store_writer_password", "store_reader_password"})
+SINK = Component("sink", ("sink",), _STORE_SECRETS | {"kafka_sasl_password"})
 # Not in STACK: a store served on its own (`fleetlog store serve`), for sinks that write to it over HTTP.
-STORE = Component("store", ("store", "serve"))
-UI = Component("ui", ("ui",))
+STORE = Component("store", ("store", "serve"), _STORE_SECRETS)
+UI = Component("ui", ("ui",), frozenset({"store_reader_password", "ui_token"}))
 
 # What `fleetlog up` starts, in order; `down` stops them in reverse.
 STACK: list[Component] = [SINK]
 STACK.append(UI)  # the dashboard reads through the sink's endpoint: start it after the sink
-PROCESSOR = Component("processor", ("processor",))
+PROCESSOR = Component("processor", ("processor",), frozenset({"kafka_sasl_password"}))
 STACK.append(PROCESSOR)  # rollups, summaries, alerts: its rows reach ClickHouse through the sink
 
 
@@ -85,8 +90,8 @@ class LocalStack:
         pid = self.pid(comp)
         if pid is not None:
             return pid
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self._env()}
+        self.prepare()
+        env = self.settings.child_env(secrets=comp.secrets)
         with open(self.log_file(comp), "ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "fleetlog", *comp.args],
@@ -100,9 +105,16 @@ class LocalStack:
         self._wait_ready(comp, proc, timeout_seconds)
         return proc.pid
 
-    def _env(self) -> dict[str, str]:
-        """The settings, as the environment a child process reads them from."""
-        return {var: str(getattr(self.settings, name)) for name, (var, _) in ENV_VARS.items()}
+    def prepare(self) -> None:
+        """``$FLEETLOG_HOME``'s folders, 0700, and the store's credentials, before any component starts.
+
+        The credentials exist before the sink, the store server or a reader first needs them,
+        so all of them find the same pair (see :mod:`fleetlog.credentials`).
+        """
+        home = self.settings.home
+        for folder in (self.run_dir, home / "kafka", self.settings.spool_dir):
+            private_dir(folder, root=home)
+        load_credentials(self.settings)
 
     def _wait_ready(self, comp: Component, proc: subprocess.Popen, timeout_seconds: float) -> None:
         deadline = time.monotonic() + timeout_seconds
@@ -148,6 +160,7 @@ class LocalStack:
         return True
 
     def up(self) -> None:
+        self.prepare()
         self.kafka.start()
         for comp in STACK:
             self.start(comp)

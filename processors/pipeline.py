@@ -1,11 +1,15 @@
 """Kafka records of one batch -> decoded, validated, grouped by run -> the engine.
 
 No Faust here: records come in as plain values and results go out as plain
-values, so unit tests drive the whole path with lists and dicts.  Anything that
-cannot be decoded or validated becomes a dead-letter row (reason, original
-bytes, topic/partition/offset) and the rest of the batch carries on; a run whose
-processing raises is dead-lettered the same way rather than stopping the
-partition behind it.
+values, so unit tests drive the whole path with lists and dicts.  No record can
+stop the partition: whatever a record raises, the batch carries on without it.
+
+Exactly one dead letter per bad message.  The sink reads the same topics and
+dead-letters what it cannot store -- anything decoding raises, a key that is not
+the run's, derived rows forged on an SDK topic -- so those are only counted here
+(``refused_by_sink``).  What only this stage refuses (a rank outside its world, a
+malformed alert rule, a run whose processing raises) becomes a dead-letter row of
+this stage (reason, original bytes, topic/partition/offset).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass, field
 from fleetlog.processors.core.engine import Getter, Output, RunEngine
 from fleetlog.processors.core.lifecycle import is_alert_rules, parse_alert_rules
 
-from fleetlog.events import Envelope, InvalidEvent, Record, decode
+from fleetlog.events import Envelope, InvalidEvent, Record, check_from_sdk, decode
 
 __all__ = ["BatchResult", "Pipeline", "Record", "RunResult"]
 
@@ -56,6 +60,15 @@ def _dead_letter(rows: dict[str, list], rec: Record, reason: str, now: float) ->
         rows.setdefault(col, []).append(value)
 
 
+def _decode(rec: Record) -> Envelope:
+    """The sink's checks, in the same order: what fails here the sink dead-letters (see the module doc)."""
+    env = decode(rec.value)
+    if rec.key is not None and rec.key != env.key:
+        raise InvalidEvent(f"message key {rec.key[:100]!r} does not match run id {env.run_id[:100]!r}")
+    check_from_sdk(env)  # every topic this stage reads is an SDK topic
+    return env
+
+
 def _validate(env: Envelope) -> None:
     src = env.source
     if src.world_size < 1 or not 0 <= src.rank < src.world_size:
@@ -78,18 +91,21 @@ class Pipeline:
         by_run: dict[str, tuple[int, list, list, list[Record]]] = {}
         for rec in records:
             try:
-                env = decode(rec.value)
-                if rec.key is not None and rec.key != env.key:
-                    raise InvalidEvent(f"message key {rec.key[:100]!r} does not match run id {env.run_id[:100]!r}")
-            except InvalidEvent:
-                # The sink reads every record too and keeps this one in dead_letters with the same
+                env = _decode(rec)
+            except MemoryError:
+                raise  # the process is short of memory, not the record at fault: replay, do not discard
+            except Exception:
+                # The sink reads every record too and keeps this one in dead_letters with the
                 # reason; a second row from this stage would count one bad message twice.
                 result.stats["refused_by_sink"] += 1
                 continue
             try:
                 _validate(env)
-            except InvalidEvent as exc:  # what only the processors refuse: the sink stored it
-                _dead_letter(result.dead_letters, rec, exc.reason, now)
+            except MemoryError:
+                raise
+            except Exception as exc:  # what only the processors refuse: the sink stored it
+                reason = exc.reason if isinstance(exc, InvalidEvent) else f"{type(exc).__name__}: {str(exc)[:500]}"
+                _dead_letter(result.dead_letters, rec, reason, now)
                 result.stats["dead_letters"] += 1
                 continue
             entry = by_run.setdefault(env.run_id, (rec.partition, [], [], []))

@@ -33,6 +33,7 @@ from fleetlog.processors.emit import DEAD_LETTER_RUN, concat_columns, rows_messa
 from fleetlog.processors.pipeline import BatchResult, Pipeline, Record
 from fleetlog.processors.tables import RoutedTable, routed_to
 
+from fleetlog._private import private_dir
 from fleetlog.config import Settings
 
 __all__ = ["ProcessorWorker"]
@@ -244,7 +245,7 @@ class ProcessorWorker:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent, root=path.parent.parent)  # $FLEETLOG_HOME/state: 0700, and the home too
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, default=str))
     tmp.replace(path)

@@ -3,6 +3,13 @@
 The store is any fsspec URL (a local directory by default, ``s3://bucket/prefix``
 when configured).  Uploads run on a small thread pool so a slow store never holds
 up the training loop; ``wait()`` is how ``flush()`` makes them durable.
+
+An upload takes what it needs from its source before the call returns, so a script
+may delete, rewrite or close it at once (a temporary directory, a checkpoint saved
+again to the same path): streams and files up to ``IN_MEMORY_BYTES`` are read into
+memory; bigger files are copied into a private staging folder (0700, under
+``$FLEETLOG_HOME/staging``), uploaded from there, and the copy removed.  That copy
+is the one cost on the caller's thread, as fast as the disk copies a file.
 """
 
 from __future__ import annotations
@@ -13,7 +20,10 @@ import logging
 import mimetypes
 import os
 import posixpath
+import shutil
+import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -23,11 +33,14 @@ from typing import IO
 
 import fsspec
 
-__all__ = ["ArtifactInfo", "ArtifactStore", "check_name"]
+from fleetlog._private import private_dir
+
+__all__ = ["IN_MEMORY_BYTES", "ArtifactInfo", "ArtifactStore", "check_name"]
 
 log = logging.getLogger("fleetlog")
 
 _CHUNK = 1 << 20
+IN_MEMORY_BYTES = 16 << 20  # files up to this size are read at the call; bigger ones are staged on disk
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +78,12 @@ def check_name(name: str) -> str:
 class ArtifactStore:
     """Where one experiment's runs put their files."""
 
-    def __init__(self, url: str, *, workers: int = 2) -> None:
+    def __init__(self, url: str, *, workers: int = 2, staging_dir: Path | None = None) -> None:
         self.url = url.rstrip("/")
         self.fs, self.root = fsspec.core.url_to_fs(self.url)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fleetlog-upload")
         self._pending: set[Future] = set()
+        self._staging = staging_dir or Path(tempfile.gettempdir()) / f"fleetlog-staging-{os.getuid()}"
 
     def uri(self, run_id: str, name: str) -> str:
         return f"{self.url}/{run_id}/{name}"
@@ -79,35 +93,49 @@ class ArtifactStore:
     ) -> None:
         """Copy ``source`` into the store in the background, then call ``done`` with its metadata.
 
-        A path is read by the upload thread; a stream is read here, now, because the
-        caller may close it as soon as this returns.
+        Everything the upload reads is taken before this returns (see the module
+        docstring): the caller may delete the file or close the stream right away.
         """
         name = check_name(name)
         if isinstance(source, (str, os.PathLike)):
-            path = Path(source)
-            if not path.is_file():
-                raise FileNotFoundError(f"upload_file: no such file {str(path)!r}")
-            opener: Callable[[], IO[bytes]] = lambda: open(path, "rb")  # noqa: E731, SIM115
+            staged = self._snapshot(Path(source))
         elif hasattr(source, "read"):
             data = source.read()
             if not isinstance(data, bytes):
                 raise TypeError("upload_file needs a binary stream (open(..., 'rb') or io.BytesIO)")
-            opener = lambda: io.BytesIO(data)  # noqa: E731
+            staged = data
         else:
             raise TypeError(f"upload_file needs a path or a binary stream, got {type(source).__name__}")
-        fut = self._pool.submit(self._copy, run_id, name, opener)
+        fut = self._pool.submit(self._copy, run_id, name, staged)
         self._pending.add(fut)
         fut.add_done_callback(lambda f: self._finished(f, done))
 
-    def _copy(self, run_id: str, name: str, opener: Callable[[], IO[bytes]]) -> ArtifactInfo:
+    def _snapshot(self, path: Path) -> bytes | Path:
+        """The file's bytes, or a private copy of it when it is bigger than ``IN_MEMORY_BYTES``."""
+        if not path.is_file():
+            raise FileNotFoundError(f"upload_file: no such file {str(path)!r}")
+        if path.stat().st_size <= IN_MEMORY_BYTES:
+            data = path.read_bytes()
+            if len(data) <= IN_MEMORY_BYTES:  # it may have grown since stat
+                return data
+        staged = private_dir(self._staging) / f"{uuid.uuid4().hex}{path.suffix}"
+        shutil.copyfile(path, staged)  # copy_file_range/sendfile: in the kernel
+        return staged
+
+    def _copy(self, run_id: str, name: str, staged: bytes | Path) -> ArtifactInfo:
         target = f"{self.root}/{run_id}/{name}"
-        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
-        digest, size = hashlib.sha256(), 0
-        with opener() as src, self.fs.open(target, "wb") as dst:
-            while chunk := src.read(_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                dst.write(chunk)
+        try:
+            self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+            digest, size = hashlib.sha256(), 0
+            src: IO[bytes] = io.BytesIO(staged) if isinstance(staged, bytes) else open(staged, "rb")  # noqa: SIM115
+            with src, self.fs.open(target, "wb") as dst:
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    dst.write(chunk)
+        finally:
+            if isinstance(staged, Path):
+                staged.unlink(missing_ok=True)
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         return ArtifactInfo(name, size, digest.hexdigest(), self.uri(run_id, name), content_type)
 

@@ -8,8 +8,20 @@ by copying and then deleting the prefix it read, which leaves points appended
 meanwhile in place.  No per-point Python object survives the call, and the
 records leave as numpy columns when the sender drains.
 
-The buffer is bounded; its when-full policy is to drop the newest points and
-count them, because the alternative (blocking) would stall training.
+The buffer is bounded, and what happens when it is full is a declared policy
+(``FLEETLOG_BUFFER_WHEN_FULL``, after Vector's ``when_full``):
+
+- ``spool`` (the default): the buffer keeps accepting, up to ``_SPOOL_HEADROOM`` times
+  its capacity, and flags the overflow; the sender, on its own thread, then moves
+  the excess to the on-disk spool and replays it in order.  The training thread
+  never writes to disk and never waits on I/O; while the sender is behind it hands
+  over the GIL for 0.5 ms once per ``_YIELD_EVERY`` points, or a loop that does
+  nothing but log would starve the sender.  Only a sender starved of CPU until the
+  bound makes the buffer drop (counted, logged once).
+- ``drop_newest``: points past the capacity are dropped, counted and logged once.
+- ``block``: ``log`` waits, at most ``block_timeout_seconds``, for the sender to
+  drain; then it drops, counted and logged once.  The sender's own thread (which
+  logs telemetry) never blocks.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ from __future__ import annotations
 import logging
 import struct
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from time import time as _now
@@ -24,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DrainedPoints", "MetricBuffer"]
+__all__ = ["WHEN_FULL", "DrainedPoints", "MetricBuffer"]
 
 log = logging.getLogger("fleetlog")
 
@@ -33,17 +46,28 @@ _RECORD = struct.Struct("<Iqdd")  # name index, step, unix time, value
 _PACK = _RECORD.pack
 _SIZE = _RECORD.size
 _DTYPE = np.dtype([("idx", "<u4"), ("step", "<i8"), ("ts", "<f8"), ("value", "<f8")])
+WHEN_FULL = ("spool", "drop_newest", "block")
+# Under "spool", how many capacities of points the buffer holds before the sender has moved them to disk:
+# room for the sender to get the GIL from a loop that does nothing but log, still a bound on memory.
+_SPOOL_HEADROOM = 4
+_YIELD_EVERY = 20_000  # points logged past capacity between two GIL hand-overs to a sender that is behind
 
 
 @dataclass(frozen=True, slots=True)
 class DrainedPoints:
-    """A buffer's content handed to the sender: columns plus the name table."""
+    """A buffer's content handed to the sender: columns plus the name table.
+
+    ``overflowed`` says the buffer passed its capacity before this drain (policy
+    ``spool``): the sender is behind and spills to disk.  The columns may be strided
+    views of one record array; the encoder copies them once into the message.
+    """
 
     names: tuple[str, ...]
     name_idx: np.ndarray
     step: np.ndarray
     ts_ms: np.ndarray
     value: np.ndarray
+    overflowed: bool = False
 
     def __len__(self) -> int:
         return len(self.value)
@@ -60,10 +84,29 @@ class MetricBuffer:
     the sender ships early instead of waiting for its next tick.  Auto-numbered
     steps are counted per metric; two threads logging the *same* metric without
     explicit steps may both get one step number (pass ``step=`` from such threads).
+    ``when_full`` is the policy of the module docstring; a buffer without a sender
+    behind it (unit tests) defaults to ``drop_newest``.
     """
 
-    def __init__(self, *, capacity: int, wake_at: int, wake: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        *,
+        capacity: int,
+        wake_at: int,
+        wake: Callable[[], None] = lambda: None,
+        when_full: str = "drop_newest",
+        block_timeout_seconds: float = 10.0,
+    ) -> None:
+        if when_full not in WHEN_FULL:
+            raise ValueError(f"when_full must be one of {WHEN_FULL}, got {when_full!r}")
         self._lock = threading.Lock()  # names, drains and the when-full path; never the hot path
+        self._drained = threading.Condition(self._lock)  # "block" waits on it; drain() notifies
+        self.when_full = when_full
+        self._block_seconds = block_timeout_seconds
+        self._limit = capacity * _SPOOL_HEADROOM if when_full == "spool" else capacity
+        self._overflowed = False
+        self._past_capacity = 0
+        self.sender_ident: int | None = None  # the sender's thread: it must never block on its own buffer
         self._index: dict[str, int] = {}
         self._names: list[str] = []
         self._next_step: list[int] = []
@@ -74,6 +117,7 @@ class MetricBuffer:
         self._fast_below = self._wake_at * _SIZE  # byte length under which append skips every check
         self.dropped = 0
         self._woken = False
+        self._drop_woken = False
         self._warned = False
         self._append = self.logger(_as_is, _as_is)  # values already checked by the caller
 
@@ -165,29 +209,97 @@ class MetricBuffer:
             return self._index[name]
 
     def _admit(self, count: int) -> bool:
-        """The slow path past ``wake_at``: wake the sender once per fill, drop past capacity."""
+        """The slow path past ``wake_at``: wake the sender once per fill; past capacity, apply ``when_full``."""
         with self._lock:
-            if len(self._points) // _SIZE + count <= self._capacity:
+            held = len(self._points) // _SIZE
+            if held + count <= self._capacity or not held:
                 if not self._woken:
                     self._woken = True
                     self._wake()
                 return True
-            self.dropped += count
-            if not self._warned:
-                self._warned = True
-                log.warning(
-                    "fleetlog buffer full (%d points): the sender is not keeping up or Kafka is down; "
-                    "new points are dropped and counted (run.dropped_points) until it drains",
-                    self._capacity,
-                )
-                self._wake()
-            return False
+            if held + count <= self._limit:  # "spool": the sender moves the excess to disk
+                if not self._overflowed:
+                    self._overflowed = True
+                    self._wake()
+                self._past_capacity += count
+                if self._past_capacity < _YIELD_EVERY or threading.get_ident() == self.sender_ident:
+                    return True
+                self._past_capacity = 0
+            else:
+                if (
+                    self.when_full == "block"
+                    and threading.get_ident() != self.sender_ident
+                    and self._wait_for_room(count)
+                ):
+                    return True
+                self._drop(count, held)
+                return False
+        # Behind, and a loop that never releases the GIL starves the sender: its event loop gets the GIL
+        # back only when the interpreter preempts this thread, so one Kafka request can take seconds and
+        # the buffer would reach its bound.  Once per _YIELD_EVERY points past capacity this thread sleeps
+        # 0.5 ms -- no I/O, no lock held -- so the sender can move the excess to the spool.
+        time.sleep(0.0005)
+        return True
+
+    def _wait_for_room(self, count: int) -> bool:
+        """Policy ``block``, lock held: wait for drains until ``count`` points fit, or the timeout passes."""
+        deadline = time.monotonic() + self._block_seconds
+        while len(self._points) // _SIZE + count > self._capacity:
+            self._wake()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._drained.wait(left)
+        return True
+
+    def _drop(self, count: int, held: int) -> None:
+        """Lock held: count dropped points, wake the sender once per fill, warn once in the buffer's life."""
+        self.dropped += count
+        if not self._drop_woken:
+            self._drop_woken = True
+            self._wake()
+        if self._warned:
+            return
+        self._warned = True
+        why = {
+            "spool": "the sender thread has not run long enough to move the excess to the spool (starved of CPU?)",
+            "drop_newest": "the sender is not keeping up or Kafka is down (FLEETLOG_BUFFER_WHEN_FULL=drop_newest)",
+            "block": f"the sender did not drain it within FLEETLOG_BLOCK_TIMEOUT={self._block_seconds:g} s",
+        }[self.when_full]
+        log.warning(
+            "fleetlog buffer full: %d points held, limit %d (FLEETLOG_MAX_BUFFER_POINTS=%d, when full: %s): %s; "
+            "dropping the newest %d points and every point that does not fit from now on, counted in "
+            "run.dropped_points (this warning is not repeated)",
+            held,
+            self._limit,
+            self._capacity,
+            self.when_full,
+            why,
+            count,
+        )
+
+    def count_dropped(self, points: int) -> None:
+        """Points the sender dropped for this buffer (the spool was full); shown in ``run.dropped_points``."""
+        with self._lock:
+            self.dropped += points
+
+    @property
+    def overflowed(self) -> bool:
+        """Policy ``spool``: the buffer passed its capacity since the last drain (the sender is behind)."""
+        return self._overflowed
+
+    @property
+    def wants_drain(self) -> bool:
+        """More than ``wake_at`` points wait, or the buffer overflowed: worth draining now."""
+        return self._overflowed or len(self._points) >= self._fast_below
 
     def reset_after_fork(self) -> None:
         """In a forked child: a fresh lock (the parent's may have been held) and no parent points."""
         self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)
         del self._points[:]  # in place: ``logger`` closures hold this very bytearray
-        self._woken = self._warned = False
+        self._woken = self._drop_woken = self._warned = self._overflowed = False
+        self.sender_ident = None
 
     def drain(self) -> DrainedPoints | None:
         """Take everything buffered as numpy columns.
@@ -204,14 +316,17 @@ class MetricBuffer:
             taken = points[:n]
             del points[:n]
             names = tuple(self._names)
-            self._woken = self._warned = False
-        records = np.frombuffer(taken, dtype=_DTYPE)
+            overflowed = self._overflowed
+            self._woken = self._drop_woken = self._overflowed = False
+            self._drained.notify_all()
+        records = np.frombuffer(taken, dtype=_DTYPE)  # views into ``taken``: no copy until the encoder's
         return DrainedPoints(
             names=names,
-            name_idx=records["idx"].copy(),
-            step=records["step"].copy(),
+            name_idx=records["idx"],
+            step=records["step"],
             ts_ms=(records["ts"] * 1000.0).astype(np.int64),
-            value=records["value"].copy(),
+            value=records["value"],
+            overflowed=overflowed,
         )
 
     def __len__(self) -> int:

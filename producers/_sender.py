@@ -10,6 +10,14 @@ messages go to the on-disk spool instead, in order; once the broker answers
 again the spool is replayed before anything newer is sent, so each producer
 stream's sequence numbers reach Kafka in order and the sink can drop repeats.
 
+The same path absorbs bursts (``FLEETLOG_BUFFER_WHEN_FULL=spool``, the default):
+when a buffer overflowed because the training loop logs faster than Kafka takes
+it, this thread encodes the excess and appends it to the spool, and keeps
+replaying the spool (moving what is logged meanwhile to its tail) until it is
+empty; then it sends live again.  Nothing is dropped unless the spool reaches
+``FLEETLOG_SPOOL_MAX_BYTES`` (counted per run in ``run.dropped_points``, logged once).
+The training thread only ever appends to memory.
+
 Two completion points, as in aiokafka: a point is *accepted* when ``log``
 returns and *durable* when ``flush()`` returns True (acknowledged by the broker,
 or fsynced to the spool in offline mode).
@@ -32,11 +40,10 @@ from dataclasses import replace
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from fleetlog.producers._buffer import MetricBuffer
+from fleetlog.producers._outbox import Outbox, Stream, groups
 from fleetlog.producers._spool import Frame, Spool
 
 from fleetlog.config import Settings
-from fleetlog.events import Envelope, encode, encode_metrics
 
 __all__ = ["Sender", "Stream"]
 
@@ -44,22 +51,14 @@ log = logging.getLogger("fleetlog")
 
 _SENDERS: weakref.WeakSet[Sender] = weakref.WeakSet()
 _SEND_TIMEOUT_SECONDS = 10.0
-
-
-class Stream:
-    """What one run contributes to the sender: its envelope, points and events.
-
-    Sequence numbers live in the sender, per (run, topic): each topic's messages
-    of one run share one partition and arrive in order only within it, and a run
-    opened twice in one session (resumed) must keep counting, not restart.
-    """
-
-    def __init__(self, template: Envelope, buffer: MetricBuffer) -> None:
-        self.template = template
-        self.buffer = buffer
-        self.events: collections.deque[Envelope] = collections.deque()
-        self.alive = True
-        self.periodic: list[Callable[[], None]] = []
+# Message bytes handed to aiokafka before waiting for their acknowledgements: big enough to keep a
+# request in flight while the next batch is built, small enough that overflow is checked often.
+_GROUP_BYTES = 8 << 20
+# Uncompressed bytes per Kafka record batch; fleetlog creates its topics with max.message.bytes=10 MiB.
+_BATCH_BYTES = 4 << 20
+# Encoded bytes the outbox may hold while a live send is in flight and the training loop overflows:
+# about what the buffers themselves may hold under "spool" (4 x FLEETLOG_MAX_BUFFER_POINTS x 28 bytes).
+_OUTBOX_BYTES = 112 << 20
 
 
 class Sender:
@@ -79,14 +78,16 @@ class Sender:
     def _new_session(self) -> None:
         self.session = uuid.uuid4().hex
         self.spool = Spool(self.settings.spool_dir / self.session, max_bytes=self.settings.spool_max_bytes)
-        self._outbox: collections.deque[Frame] = collections.deque()
-        self._seq: dict[tuple[str, str], int] = {}
+        self._max_request_bytes = max(self.settings.max_message_bytes * 2, _BATCH_BYTES) + 65536
+        self._outbox = Outbox(self.settings, self.session, self.stats, self._max_request_bytes)
         self._producer: AIOKafkaProducer | None = None
         self._offline = self.settings.mode == "offline"
-        self._max_request_bytes = max(self.settings.max_message_bytes * 2, 1 << 20) + 65536
-        self._spooling = self._offline
+        self._spooling = self._offline  # data goes through the spool: offline, Kafka away, or behind
+        self._outage = False
+        self._live_in_flight = False
         self._next_attempt = 0.0
         self._last_heartbeat = 0.0
+        self._last_periodic = 0.0
 
     # -- called from the training thread -------------------------------------------------
     def _ensure_started(self) -> None:
@@ -105,6 +106,8 @@ class Sender:
     def register(self, stream: Stream) -> None:
         self._streams.append(stream)
         self._ensure_started()
+        if self._thread is not None:
+            stream.buffer.sender_ident = self._thread.ident
 
     def emit(self, stream: Stream, kind: str, body: dict) -> None:
         """Queue a non-metrics event (run snapshot, params, tags...) for the next ship."""
@@ -114,7 +117,7 @@ class Sender:
     def wake(self) -> None:
         self._ensure_started()
         if not self._closed:
-            self._loop.call_soon_threadsafe(self._wakeup.set)
+            self._loop.call_soon_threadsafe(self._woken)
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Ship everything accepted so far; True once the broker acknowledged it.
@@ -152,12 +155,34 @@ class Sender:
     # -- the background thread ----------------------------------------------------------
     def _run_loop(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
+        for stream in self._streams:  # streams registered before a fork reset
+            stream.buffer.sender_ident = threading.get_ident()
         self._wakeup = asyncio.Event()
-        self._sent = asyncio.Condition()
         self._ship_lock = asyncio.Lock()
         self._ticker = self._loop.create_task(self._tick())
         ready.set()
         self._loop.run_forever()
+
+    def _woken(self) -> None:
+        """On the loop: start a ship -- or, while one is busy sending, move what overflowed out of memory."""
+        self._wakeup.set()
+        if self._ship_lock.locked():
+            self._spill()
+
+    def _spill(self) -> None:
+        """Collect while a ship awaits Kafka; to disk when spooling and no live send is in flight.
+
+        A live send in flight holds older frames that may yet fail and go to the spool,
+        so until it ends what is collected waits in the outbox (bounded: past
+        ``_OUTBOX_BYTES`` the buffers keep it, under their own bound).
+        """
+        if not (self._spooling or self._overflowed()):
+            return  # keeping up: the ship collects when its outbox is sent
+        if self._live_in_flight and self._outbox.nbytes >= _OUTBOX_BYTES:
+            return
+        self._collect()
+        if self._spooling and not self._live_in_flight:
+            self._to_spool()
 
     async def _tick(self) -> None:
         interval = self.settings.flush_interval_seconds
@@ -173,6 +198,7 @@ class Sender:
                 log.warning("fleetlog sender error: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
 
     def _periodic(self) -> None:
+        self._last_periodic = time.monotonic()
         now = time.time()
         beat = now - self._last_heartbeat >= self.settings.heartbeat_interval_seconds
         if beat:
@@ -190,30 +216,61 @@ class Sender:
         return not self._outbox and not self._spooling
 
     async def _ship(self) -> None:
-        """Collect, then send the outbox, or spool it; replay the spool once Kafka is back."""
+        """Collect, then send live -- or through the spool while Kafka is away or the sender is behind."""
         async with self._ship_lock:
-            self._collect()
-            if self._spooling:
-                self._to_spool()
-                if self._offline or time.monotonic() < self._next_attempt:
+            while True:
+                if time.monotonic() - self._last_periodic >= self.settings.flush_interval_seconds:
+                    self._periodic()  # heartbeats and log lines keep flowing during a long burst
+                self._collect()
+                if self._spooling:
+                    self._to_spool()
+                    if self._offline or time.monotonic() < self._next_attempt:
+                        return
+                    if not await self._replay_spool():
+                        return
+                if await self._send_outbox():
                     return
-                if not await self._replay_spool():
-                    return
-            await self._send_outbox()
 
-    async def _send_outbox(self) -> None:
+    def _collect(self) -> None:
+        if self._outbox.collect(self._streams) and not self._spooling:
+            if not self.stats["fell_behind"]:
+                log.info(
+                    "fleetlog: the training loop logs faster than Kafka takes it; the excess goes to the spool "
+                    "at %s and is replayed in order (FLEETLOG_BUFFER_WHEN_FULL=spool)",
+                    self.spool.directory,
+                )
+            self.stats["fell_behind"] += 1
+            self._spooling = True
+
+    def _overflowed(self) -> bool:
+        return any(st.buffer.overflowed for st in self._streams)
+
+    async def _send_outbox(self) -> bool:
+        """Send the outbox live, oldest first; False when it switched to the spool (Kafka away, or behind)."""
         while self._outbox:
-            batch = list(self._outbox)
+            group = self._outbox.head(_GROUP_BYTES)
+            self._live_in_flight = True
             try:
-                await asyncio.wait_for(self._send(batch), _SEND_TIMEOUT_SECONDS)
-            except (KafkaError, OSError, TimeoutError) as exc:
-                self._broker_down(exc)
+                sent = await self._send_group(group)
+            finally:
+                self._live_in_flight = False
+            if not sent:
                 self._to_spool()
-                return
-            for _ in batch:
-                self._outbox.popleft()
-            self.stats["messages"] += len(batch)
-            self.stats["points"] += sum(f.points for f in batch)
+                return False
+            self._outbox.pop(len(group))
+            self.stats["messages"] += len(group)
+            self.stats["points"] += sum(f.points for f in group)
+            if self._spooling or self._overflowed():
+                return False  # behind: the caller spools the rest and replays it
+        return True
+
+    async def _send_group(self, frames: list[Frame]) -> bool:
+        try:
+            await asyncio.wait_for(self._send(frames), _SEND_TIMEOUT_SECONDS)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            self._broker_down(exc)
+            return False
+        return True
 
     async def _send(self, frames: list[Frame]) -> None:
         """Hand frames to aiokafka and wait for every acknowledgement.
@@ -227,33 +284,51 @@ class Sender:
         await asyncio.gather(*futures)
 
     async def _replay_spool(self) -> bool:
-        """Send spooled segments oldest first; True when the spool is empty again."""
-        for path, frames in self.spool.segments():
-            try:
-                await asyncio.wait_for(self._send(frames), _SEND_TIMEOUT_SECONDS)
-            except (KafkaError, OSError, TimeoutError) as exc:
-                self._broker_down(exc)
-                return False
-            path.unlink()
-            self.stats["replayed_messages"] += len(frames)
-            self.stats["points"] += sum(f.points for f in frames)
-        log.info("fleetlog spool drained; sending live again")
-        self._spooling = False
+        """Send spooled segments oldest first until none is left; True when the spool is empty again.
+
+        What is logged meanwhile goes on to the spool's tail (behind what is replayed),
+        so each stream's sequence numbers still reach Kafka in order.
+        """
+        while self.spool:
+            for path, frames in self.spool.segments():
+                for group in groups(frames, _GROUP_BYTES):
+                    if not await self._send_group(group):
+                        return False
+                    self.stats["replayed_messages"] += len(group)
+                    self.stats["points"] += sum(f.points for f in group)
+                    if any(st.buffer.wants_drain for st in self._streams):
+                        self._spill()
+                path.unlink()
+        if self._outage:
+            log.info("fleetlog spool drained; sending live again")
+        self._spooling = self._outage = False
         return True
 
     def _broker_down(self, exc: BaseException) -> None:
-        if not self._spooling:
+        if not self._outage:
             log.warning("fleetlog cannot reach Kafka (%s); spooling to %s until it is back", exc, self.spool.directory)
-        self._spooling = True
+        self._spooling = self._outage = True
         self._next_attempt = time.monotonic() + 2.0
         self.stats["send_failures"] += 1
 
     def _to_spool(self) -> None:
-        if self._outbox:
-            frames = list(self._outbox)
-            self._outbox.clear()
+        """Move the whole outbox to the spool's tail; fsynced unless it is a burst spilled while Kafka is up."""
+        frames = self._outbox.take_all()
+        if frames:
             self.stats["spooled_messages"] += len(frames)
-            self.stats["dropped_messages"] += self.spool.append(frames)
+            self.stats["spooled_points"] += sum(f.points for f in frames)
+            sync = self._offline or self._outage or self._closed
+            self.stats["dropped_messages"] += self.spool.append(frames, on_drop=self._dropped, sync=sync)
+
+    def _dropped(self, frame: Frame) -> None:
+        """A frame the full spool refused: its points count against its run's ``dropped_points``."""
+        if not frame.points:
+            return
+        self.stats["dropped_points"] += frame.points
+        for stream in self._streams:
+            if stream.template.key == frame.key:
+                stream.buffer.count_dropped(frame.points)
+                return
 
     async def _producer_started(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -265,7 +340,7 @@ class Sender:
                 enable_idempotence=True,
                 compression_type="zstd",
                 linger_ms=20,
-                max_batch_size=1 << 20,
+                max_batch_size=_BATCH_BYTES,
                 max_request_size=self._max_request_bytes,
                 request_timeout_ms=10_000,
                 **s.kafka_security(),
@@ -277,48 +352,6 @@ class Sender:
                 raise
             self._producer = producer
         return self._producer
-
-    def _collect(self) -> None:
-        """Drain every stream into encoded frames on the outbox, numbering them as we go."""
-        s = self.settings
-        for stream in self._streams:
-            while stream.events:
-                env = replace(stream.events.popleft(), session=self.session)
-                value = encode(replace(env, seq=self._seq.get((env.run_id, s.events_topic), 0)))
-                if len(value) > self._max_request_bytes:  # could never be sent: it would block everything behind it
-                    self.stats["dropped_oversized"] += 1
-                    log.error(
-                        "fleetlog dropped a %s event of %d bytes (limit %d)",
-                        env.kind,
-                        len(value),
-                        self._max_request_bytes,
-                    )
-                    continue
-                self._next_seq(env.run_id, s.events_topic, 1)
-                self._outbox.append(Frame(s.events_topic, env.key, value))
-            points = stream.buffer.drain()
-            if points is None:
-                continue
-            first = self._seq.get((stream.template.run_id, s.metrics_topic), 0)
-            env = replace(stream.template, kind="metrics", session=self.session, seq=first, sent_at=time.time())
-            chunks = list(
-                encode_metrics(
-                    env,
-                    points.names,
-                    points.name_idx,
-                    points.step,
-                    points.ts_ms,
-                    points.value,
-                    max_bytes=s.max_message_bytes,
-                )
-            )
-            self._next_seq(env.run_id, s.metrics_topic, len(chunks))
-            self._outbox.extend(Frame(s.metrics_topic, env.key, msg, n) for n, msg in chunks)
-
-    def _next_seq(self, run_id: str, topic: str, count: int) -> int:
-        first = self._seq.get((run_id, topic), 0)
-        self._seq[(run_id, topic)] = first + count
-        return first
 
     async def _stop(self, *, spool_rest: bool) -> None:
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]

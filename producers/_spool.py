@@ -16,11 +16,13 @@ import fcntl
 import logging
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
+
+from fleetlog._private import private_dir
 
 __all__ = ["Frame", "Spool", "spooled_sessions"]
 
@@ -53,7 +55,7 @@ class Spool:
         """Own the directory (flock): a live producer and ``fleetlog sync`` never replay it at once."""
         if self._lock_fd is not None:
             return True
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory, root=self.directory.parent)  # <spool_dir>/<session>, both 0700
         fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -75,33 +77,48 @@ class Spool:
     def __bool__(self) -> bool:
         return any(p.stat().st_size for p in self._segments())
 
-    def append(self, frames: list[Frame]) -> int:
-        """Write frames durably (fsync); returns how many were dropped for lack of room."""
+    def append(self, frames: list[Frame], on_drop: Callable[[Frame], None] | None = None, *, sync: bool = True) -> int:
+        """Write frames durably (fsync unless ``sync=False``); returns how many were dropped for lack of room.
+
+        ``on_drop`` is called with each dropped frame (the sender counts its points per
+        run).  The first drop is logged with the numbers; later ones are only counted.  A burst
+        the sender spills while Kafka is up skips the fsync: that data was only in memory before.
+        """
         if not frames:
             return 0
         self.lock()
-        room = self.max_bytes - self.nbytes
+        used = self.nbytes
+        room = self.max_bytes - used
         data = bytearray()
-        dropped = 0
+        dropped = lost_points = 0
         for f in frames:
             body = msgpack.packb([f.topic, f.key, f.value, f.points], use_bin_type=True)
             if len(data) + len(body) + _LEN.size > room:
                 dropped += 1
+                lost_points += f.points
+                if on_drop is not None:
+                    on_drop(f)
                 continue
             data += _LEN.pack(len(body)) + body
         if dropped:
+            if not self.dropped:
+                log.warning(
+                    "fleetlog spool full (%d of %d bytes, FLEETLOG_SPOOL_MAX_BYTES, at %s): dropped the %d newest "
+                    "messages (%d points); from now on messages that do not fit are dropped and counted "
+                    "(run.dropped_points) without another warning",
+                    used + len(data),
+                    self.max_bytes,
+                    self.directory,
+                    dropped,
+                    lost_points,
+                )
             self.dropped += dropped
-            log.warning(
-                "fleetlog spool full (%d bytes at %s): dropped %d newest messages",
-                self.max_bytes,
-                self.directory,
-                dropped,
-            )
         if data:
             fh = self._writable()
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         return dropped
 
     def _writable(self):
@@ -109,7 +126,9 @@ class Spool:
             self.close()
             existing = self._segments()
             self._segment = int(existing[-1].stem) + 1 if existing else 0
-            self._file = open(self.directory / f"{self._segment:012d}.spool", "ab")  # noqa: SIM115
+            path = self.directory / f"{self._segment:012d}.spool"
+            # 0600 from creation: a spool holds everything a run logged.
+            self._file = os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
         return self._file
 
     def segments(self) -> Iterator[tuple[Path, list[Frame]]]:

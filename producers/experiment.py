@@ -13,10 +13,21 @@ from fleetlog.producers._sender import Sender, Stream
 from fleetlog.producers.run import Run
 from fleetlog.producers.telemetry import Sampler
 
+from fleetlog._private import private_dir
 from fleetlog.config import Settings
 from fleetlog.events import Envelope, Source
 
 __all__ = ["Experiment", "job_run_id", "process_source"]
+
+
+def _private_artifacts(settings: Settings) -> None:
+    """The default artifact folder lies under ``$FLEETLOG_HOME``: 0700 like the rest of it.
+
+    A folder the user configured (``FLEETLOG_ARTIFACTS``) may be shared on purpose: left as it is.
+    """
+    default = (settings.home / "artifacts").as_uri()
+    if settings.artifacts_url.rstrip("/") == default:
+        private_dir(settings.home / "artifacts", root=settings.home)
 
 
 def process_source() -> Source:
@@ -59,7 +70,8 @@ class Experiment:
     def _shared(self) -> tuple[Sender, ArtifactStore]:
         if self._sender is None:
             self._sender = Sender(self.settings)
-            self._artifacts = ArtifactStore(self.settings.artifacts_url)
+            _private_artifacts(self.settings)
+            self._artifacts = ArtifactStore(self.settings.artifacts_url, staging_dir=self.settings.home / "staging")
         assert self._artifacts is not None
         return self._sender, self._artifacts
 
@@ -99,7 +111,11 @@ class Experiment:
         s = self.settings
         sender, artifacts = self._shared()
         buffer = MetricBuffer(
-            capacity=s.max_buffer_points, wake_at=min(max(s.max_buffer_points // 4, 1), 250_000), wake=sender.wake
+            capacity=s.max_buffer_points,
+            wake_at=min(max(s.max_buffer_points // 4, 1), 250_000),
+            wake=sender.wake,
+            when_full=s.buffer_when_full,
+            block_timeout_seconds=s.block_timeout_seconds,
         )
         template = Envelope(
             kind="metrics", run_id=run_id, project=self.project, experiment=self.name, source=process_source()

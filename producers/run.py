@@ -96,10 +96,12 @@ class Run:
         self._description = ""
         self.parent_id = parent_id
         self.status = RunStatus.NOT_STARTED
+        self.ended_here = False  # this handle ended the run: its status is final before the store says so
         self.start_time = 0.0
         self.end_time = 0.0
         self._error: dict[str, str] = {}
         self._properties: dict[str, Any] = {}
+        self._tags: dict[str, str] = {}  # what this handle set: read back while the store lags
         self._records = 0
         self._children = 0
         self._handlers: list[tuple[logging.Logger, logging.Handler]] = []
@@ -200,7 +202,12 @@ class Run:
     def log_image(
         self, name: str, path: str | os.PathLike | None = None, plot: Any = None, description: str = ""
     ) -> None:
-        """A PNG/JPEG file (``path``) or a matplotlib figure (``plot``, rendered to PNG): exactly one."""
+        """A PNG/JPEG file (``path``) or a matplotlib figure (``plot``, rendered to PNG): exactly one.
+
+        The file is taken before this returns, so it may be deleted right away: an image
+        up to ``FLEETLOG_INLINE_MAX_BYTES`` is read into memory (and also travels inline),
+        a bigger one is staged as ``upload_file`` does.
+        """
         if (path is None) == (plot is None):
             raise ValueError(f"log_image({name!r}) needs exactly one of path= or plot=")
         if plot is not None:
@@ -215,13 +222,16 @@ class Run:
             p = Path(path)
             if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".svg", ".webp"):
                 raise ValueError(f"log_image({name!r}): {p.name!r} is not an image file (png, jpg, gif, svg...)")
+            if not p.is_file():
+                raise FileNotFoundError(f"log_image({name!r}): no such file {str(p)!r}")
             source, filename = p, f"images/{name}{p.suffix.lower()}"
+            if p.stat().st_size <= self._experiment.settings.inline_max_bytes:
+                source = io.BytesIO(p.read_bytes())  # read now: the caller may delete the file at once
         small = self._experiment.settings.inline_max_bytes
+        data = source.getvalue() if isinstance(source, io.BytesIO) else b""
 
         def done(info: ArtifactInfo) -> None:
-            inline = b""
-            if info.size <= small:
-                inline = source.getvalue() if isinstance(source, io.BytesIO) else Path(source).read_bytes()
+            inline = data if 0 < len(data) == info.size <= small else b""
             self._sender.emit(
                 self._stream,
                 "artifact",
@@ -232,7 +242,13 @@ class Run:
 
     # -- files -----------------------------------------------------------------------------
     def upload_file(self, name: str, path_or_stream: str | os.PathLike | IO[bytes]) -> None:
-        """Copy a file (or binary stream) into the run's artifacts under ``name``."""
+        """Copy a file (or binary stream) into the run's artifacts under ``name``.
+
+        The content is taken before this returns, so the file may be deleted or rewritten
+        (a checkpoint saved again) right away: streams and files up to 16 MiB are read into
+        memory, bigger files copied into a private staging folder under ``$FLEETLOG_HOME``
+        and uploaded from there in the background.
+        """
         self._artifacts.upload(self.id, name, path_or_stream, self._file_done)
 
     def upload_files(self, names: list[str], paths: list[str | os.PathLike]) -> None:
@@ -265,10 +281,13 @@ class Run:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         values = {k: "" if v is None else str(v) for k, v in tags.items()}
         check_key_values("tag", values)
+        self._tags.update(values)
         self._emit("tags", values)
 
     def remove_tags(self, keys: list[str] | str) -> None:
         keys = [keys] if isinstance(keys, str) else list(keys)
+        for key in keys:
+            self._tags.pop(key, None)
         self._emit("untag", {"keys": keys})
 
     def add_properties(self, properties: Mapping[str, Any]) -> None:
@@ -383,6 +402,7 @@ class Run:
         if status == RunStatus.COMPLETED:
             self._upload_outputs()
         self.status = status
+        self.ended_here = True
         self.end_time = time.time()
         self._error = error or {}
         self._stream.alive = False

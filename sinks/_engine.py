@@ -12,6 +12,13 @@ A handle remembers the settings and database it was last given, so a request who
 URL settings match the previous one's (the normal case: a client sends the same ones
 every time) costs no extra statement.
 
+Roles: the endpoint's two users never share a handle. Every handle gets the per-query
+:class:`QueryLimits` when it opens; a reader's handle then gets ``readonly = 1`` last, after
+which the engine itself refuses INSERT, DDL and any change of a setting (``readonly``
+and the limits included, also in a query's ``SETTINGS`` clause). A writer may change
+settings, but not raise the limits through URL arguments. Sessions are keyed by
+(role, session id), so a reader naming a writer's session gets a session of its own.
+
 Inserts spool the request body to a private file and run ``INSERT ... FROM INFILE``:
 chDB's streaming insert (``send_insert``) reports success for blocks the table then
 refuses (too many parts, too many partitions in one block), silently dropping them,
@@ -29,13 +36,14 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import chdb
 from fleetlog.sinks._http_protocol import ClickHouseError
 from fleetlog.sinks._sqlscan import with_infile
 
 DEFAULT_DATABASE: Final = "default"
+Role = Literal["reader", "writer"]
 _SETTING_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Result names chdb's Python wrapper turns into Python objects instead of bytes.
 _WRAPPER_FORMATS: Final = frozenset({"dataframe", "arrowtable", "datastore"})
@@ -57,6 +65,25 @@ def _quote(value: str) -> str:
 
 
 @dataclass(frozen=True)
+class QueryLimits:
+    """Per-query bounds on every handle (``FLEETLOG_STORE_MAX_QUERY_SECONDS`` / ``..._MEMORY_BYTES``).
+
+    One query must not hold a core or the sink's memory for good: the engine stops it
+    with TIMEOUT_EXCEEDED (159) or MEMORY_LIMIT_EXCEEDED (241).
+    """
+
+    max_execution_seconds: float = 60.0
+    max_memory_bytes: int = 4 << 30
+
+    def settings(self) -> dict[str, str]:
+        seconds = self.max_execution_seconds
+        return {
+            "max_execution_time": str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds)),
+            "max_memory_usage": str(int(self.max_memory_bytes)),
+        }
+
+
+@dataclass(frozen=True)
 class InsertSummary:
     """What an INSERT wrote, for X-ClickHouse-Summary."""
 
@@ -74,6 +101,8 @@ class Handle:
     database: str | None = DEFAULT_DATABASE
     discard: bool = False
     spool_dir: str | None = None
+    role: Role = "reader"
+    baseline: dict[str, str] = field(default_factory=dict)  # what the handle was opened with: the limits
 
     def classify(self, sql: bytes) -> tuple[str, int]:
         """chdb-core's own statement analysis: (READ_ONLY|MUTATING|...|CONTROL|UNKNOWN, count)."""
@@ -92,26 +121,40 @@ class Handle:
             self.database = database
 
     def _apply_settings(self, wanted: Mapping[str, str]) -> None:
+        """SET what differs from the last request's settings; put the ones it dropped back.
+
+        A reader's handle is ``readonly``: every SET that succeeded on it changed nothing (the
+        engine accepts only a value equal to the current one), so there is never anything to
+        put back, and putting back would be refused.
+        """
         changes = [f"{k} = {_quote(v)}" for k, v in wanted.items() if self.settings.get(k) != v]
-        changes += [f"{k} = DEFAULT" for k in self.settings if k not in wanted]
+        if self.role == "writer":
+            changes += [self._restore(k) for k in self.settings if k not in wanted]
         if not changes:
             return
         for name in wanted:
             if not _SETTING_NAME.match(name):
                 raise ClickHouseError(115, f"Unknown setting {name!r}")
+        if self.role == "writer":
+            _check_limits(wanted, self.baseline)
         try:
             with engine_errors():
                 self.conn.query("SET " + ", ".join(changes), "TabSeparated")
         except ClickHouseError:
-            self._reset(set(wanted) | set(self.settings))
+            if self.role == "writer":
+                self._reset(set(wanted) | set(self.settings))
             raise
-        self.settings = dict(wanted)
+        self.settings = {**self.settings, **wanted} if self.role == "reader" else dict(wanted)
+
+    def _restore(self, name: str) -> str:
+        """The assignment that puts ``name`` back to what the handle was opened with."""
+        return f"{name} = {_quote(self.baseline[name])}" if name in self.baseline else f"{name} = DEFAULT"
 
     def _reset(self, names: Iterable[str]) -> None:
-        """After a failed SET nothing is known; put every touched setting back to default."""
+        """After a failed SET nothing is known; put every touched setting back (the limits to the limits)."""
         for name in names:
             with suppress(Exception):  # an unknown name was never applied
-                self.conn.query(f"SET {name} = DEFAULT", "TabSeparated")
+                self.conn.query(f"SET {self._restore(name)}", "TabSeparated")
         self.settings = {}
 
     def query(self, sql: bytes, fmt: str, params: Mapping[str, str]) -> Any:
@@ -167,6 +210,21 @@ class Handle:
             self.conn.close()
 
 
+def _check_limits(wanted: Mapping[str, str], limits: Mapping[str, str]) -> None:
+    """A writer's URL settings may lower the per-query limits, never raise or lift them (0 = no limit)."""
+    for name, limit in limits.items():
+        if name not in wanted:
+            continue
+        try:
+            value = float(wanted[name])
+        except ValueError:
+            raise ClickHouseError(452, f"Setting {name} must be a number, got {wanted[name][:64]!r}") from None
+        if not 0 < value <= float(limit):
+            raise ClickHouseError(
+                452, f"Setting {name} may not exceed the endpoint's per-query limit {limit} (nor be 0, no limit)"
+            )
+
+
 def _check_format(fmt: str) -> None:
     if fmt.lower() in _WRAPPER_FORMATS:
         raise ClickHouseError(73, f"Unknown format {fmt}")
@@ -191,32 +249,54 @@ class HandlePool:
     ``session_timeout`` seconds of idleness, and a session serves one request at a time.
     """
 
-    def __init__(self, connection_string: str, *, max_idle: int = 8, max_sessions: int = 1000) -> None:
+    def __init__(
+        self,
+        connection_string: str,
+        *,
+        limits: QueryLimits | None = None,
+        max_idle: int = 8,
+        max_sessions: int = 1000,
+    ) -> None:
         self._connection_string = connection_string
+        self._limits = limits or QueryLimits()
         self._max_idle = max_idle
         self._max_sessions = max_sessions
-        self._idle: list[Handle] = []
-        self._sessions: dict[str, _Session] = {}
+        self._idle: dict[Role, list[Handle]] = {"reader": [], "writer": []}
+        self._sessions: dict[tuple[Role, str], _Session] = {}
         self._lock = threading.Lock()
         self._closed = False
         self._spool_dir = tempfile.mkdtemp(prefix="fleetlog-endpoint-")  # private (0700): insert bodies
 
-    def open(self) -> Handle:
+    def open(self, role: Role = "reader") -> Handle:
+        """A new handle for ``role``: the limits first, then (reader) ``readonly = 1``, which locks them."""
+        baseline = self._limits.settings()
         with engine_errors():
-            return Handle(chdb.connect(self._connection_string), spool_dir=self._spool_dir)
+            conn = chdb.connect(self._connection_string)
+            try:
+                conn.query("SET " + ", ".join(f"{k} = {v}" for k, v in baseline.items()), "TabSeparated")
+                if role == "reader":
+                    conn.query("SET readonly = 1", "TabSeparated")
+            except BaseException:
+                with suppress(Exception):
+                    conn.close()
+                raise
+        return Handle(conn, spool_dir=self._spool_dir, role=role, baseline=baseline)
 
     @contextmanager
     def checkout(
-        self, session_id: str | None = None, *, timeout: float = 60.0, check: bool = False
+        self, session_id: str | None = None, *, role: Role = "reader", timeout: float = 60.0, check: bool = False
     ) -> Iterator[Handle]:
-        """A handle for one request; a session's own handle when ``session_id`` is given."""
+        """A handle of ``role`` for one request; a session's own handle when ``session_id`` is given."""
+        if role not in self._idle:
+            raise ValueError(f"role must be 'reader' or 'writer', not {role!r}")
         if session_id:
-            with self._session(session_id, timeout, check) as handle:
+            with self._session((role, session_id), timeout, check) as handle:
                 yield handle
             return
         with self._lock:
-            handle = self._idle.pop() if self._idle else None
-        handle = handle or self.open()
+            idle = self._idle[role]
+            handle = idle.pop() if idle else None
+        handle = handle or self.open(role)
         try:
             yield handle
         finally:
@@ -224,25 +304,26 @@ class HandlePool:
 
     def _give_back(self, handle: Handle) -> None:
         with self._lock:
-            if not (handle.discard or self._closed) and len(self._idle) < self._max_idle:
-                self._idle.append(handle)
+            idle = self._idle[handle.role]
+            if not (handle.discard or self._closed) and len(idle) < self._max_idle:
+                idle.append(handle)
                 return
         handle.close()
 
     @contextmanager
-    def _session(self, session_id: str, timeout: float, check: bool) -> Iterator[Handle]:
-        session = self._acquire_session(session_id, timeout, check)
+    def _session(self, key: tuple[Role, str], timeout: float, check: bool) -> Iterator[Handle]:
+        session = self._acquire_session(key, timeout, check)
         try:
             yield session.handle
         finally:
             session.last_used, session.timeout = time.monotonic(), timeout
             with self._lock:
                 if session.handle.discard or self._closed:
-                    self._sessions.pop(session_id, None)
+                    self._sessions.pop(key, None)
                     session.handle.close()
                 session.lock.release()
 
-    def _acquire_session(self, session_id: str, timeout: float, check: bool) -> _Session:
+    def _acquire_session(self, key: tuple[Role, str], timeout: float, check: bool) -> _Session:
         """The session, locked for this request.
 
         A client's next request can arrive while the handler of its previous one still holds the
@@ -252,25 +333,25 @@ class HandlePool:
         while True:
             with self._lock:
                 self._expire_sessions()
-                session = self._sessions.get(session_id)
+                session = self._sessions.get(key)
                 if session is None:
-                    session = self._new_session(session_id, timeout, check)
+                    session = self._new_session(key, timeout, check)
                 if session.lock.acquire(blocking=False):
                     return session
             if not session.lock.acquire(timeout=SESSION_WAIT_SECONDS):
-                raise ClickHouseError(373, f"Session {session_id} is locked by a concurrent client")
+                raise ClickHouseError(373, f"Session {key[1]} is locked by a concurrent client")
             with self._lock:
-                if self._sessions.get(session_id) is session:  # not expired or discarded meanwhile
+                if self._sessions.get(key) is session:  # not expired or discarded meanwhile
                     return session
             session.lock.release()
 
-    def _new_session(self, session_id: str, timeout: float, check: bool) -> _Session:
+    def _new_session(self, key: tuple[Role, str], timeout: float, check: bool) -> _Session:
         if check:
-            raise ClickHouseError(372, f"Session {session_id} not found")
+            raise ClickHouseError(372, f"Session {key[1]} not found")
         if len(self._sessions) >= self._max_sessions:
             raise ClickHouseError(202, f"Too many open HTTP sessions ({self._max_sessions})")
-        session = _Session(self.open(), timeout)
-        self._sessions[session_id] = session
+        session = _Session(self.open(key[0]), timeout)
+        self._sessions[key] = session
         return session
 
     def _expire_sessions(self) -> None:
@@ -285,7 +366,8 @@ class HandlePool:
         """Close idle handles and sessions; handles in use close when their request ends."""
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
+            idle = [handle for handles in self._idle.values() for handle in handles]
+            self._idle = {"reader": [], "writer": []}
             for key, session in list(self._sessions.items()):
                 if session.lock.acquire(blocking=False):
                     del self._sessions[key]

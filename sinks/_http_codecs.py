@@ -63,20 +63,31 @@ _DECODERS: Final[dict[str, Callable[[], _Decompressor]]] = {
 _DECODED_CHUNK: Final = 4 << 20
 
 
-def decode_body(chunks: Iterator[bytes], encoding: str | None) -> Iterator[bytes]:
+def decode_body(chunks: Iterator[bytes], encoding: str | None, limit: int) -> Iterator[bytes]:
     """Undo ``Content-Encoding``, frame after frame, at most 4 MiB of output at a time.
 
     clickhouse-connect compresses every insert block as its own frame, so a body is a
     concatenation of frames: one decompressor per frame, restarted on ``unused_data``.
-    Output is bounded per step so a small, highly compressed body cannot balloon.
+    Output is bounded per step and in total: a body that decodes to more than ``limit``
+    bytes (a decompression bomb, or just too much) fails with 413 as soon as the running
+    total passes it, so neither memory nor the insert's spool file ever holds more.
     """
-    encoding = (encoding or "identity").strip().lower()
+    total = 0
+    for out in _decoded(chunks, (encoding or "identity").strip().lower()):
+        total += len(out)
+        if total > limit:
+            message = f"Request body is too large: more than {limit} bytes after decompression; send smaller inserts"
+            raise ClickHouseError(229, message)
+        yield out
+
+
+def _decoded(chunks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
     if encoding == "identity":
         yield from chunks
         return
     factory = _DECODERS.get(encoding)
     if factory is None:
-        raise ClickHouseError(89, f"Unknown HTTP Content-Encoding {encoding!r}")
+        raise ClickHouseError(89, f"Unknown HTTP Content-Encoding {encoding[:32]!r}")
     decoder = factory()
     for chunk in chunks:
         while True:

@@ -9,32 +9,29 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
+import io
 import ipaddress
 import itertools
 import logging
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 from urllib.parse import parse_qsl
 
 from fleetlog.sinks._engine import Handle, HandlePool
 from fleetlog.sinks._http_codecs import choose_encoding, decode_body
+from fleetlog.sinks._http_limits import DeadlineReader
 from fleetlog.sinks._http_protocol import ClickHouseError, RequestArgs, iter_body, parse_multipart, read_limited
 from fleetlog.sinks._http_reply import ReplyMixin, result_summary
-from fleetlog.sinks._sqlscan import (
-    NEED_MORE,
-    InsertHead,
-    file_clause,
-    output_format,
-    split_insert,
-    with_output_format,
-)
+from fleetlog.sinks._sandbox import Role, check_insert, check_query
+from fleetlog.sinks._sqlscan import InsertHead, file_clause, output_format, read_head, with_output_format
+
+from fleetlog._browser import HostPolicy, refusal
+from fleetlog.credentials import StoreCredentials
 
 log = logging.getLogger("fleetlog.sink.endpoint")
 
-_HEAD_LIMIT: Final = 1 << 20
 # Formats whose per-block outputs concatenate into one valid stream (no global header/footer).
 _STREAMABLE: Final = frozenset(
     {"native", "tabseparated", "tsv", "tsvraw", "tabseparatedraw", "csv", "rowbinary", "jsoneachrow"}
@@ -46,8 +43,7 @@ class EndpointConfig:
     """What every request needs to know about the endpoint; read-only once serving."""
 
     pool: HandlePool
-    user: str
-    password: str
+    credentials: StoreCredentials = field(repr=False)
     timezone: str
     formats: dict[str, str]
     compress_responses: bool | None = None
@@ -72,10 +68,24 @@ class RequestHandler(ReplyMixin):
     """ClickHouse's HTTP protocol (the parts ClickHouse clients use) over chDB."""
 
     config: ClassVar[EndpointConfig]
+    # Who the request authenticated as; the sandbox and the handle pool decide by it. Least privilege until then.
+    _role: Role = "reader"
     protocol_version = "HTTP/1.1"  # keep-alive: a TCP connection per query would cost more than the query
     server_version = "fleetlog-chdb"
     disable_nagle_algorithm = True  # headers and body go out in separate writes
-    timeout = 300  # idle keep-alive connections end after this many seconds
+    timeout = None  # the DeadlineReader sets a socket timeout for each recv (see _http_limits)
+    hosts: ClassVar[HostPolicy] = HostPolicy.for_bind("127.0.0.1")
+
+    def setup(self) -> None:
+        """Read requests through a :class:`DeadlineReader`: header and idle timeouts per connection."""
+        super().setup()
+        self.rfile.close()  # the makefile() reader holds a reference that would keep the socket open
+        self._reader = DeadlineReader(self.connection, self.limits)
+        self.rfile = io.BufferedReader(self._reader, 1 << 16)
+
+    def handle_one_request(self) -> None:
+        self._reader.await_request()
+        super().handle_one_request()
 
     def do_GET(self) -> None:
         self._handle(readonly=True)
@@ -93,8 +103,14 @@ class RequestHandler(ReplyMixin):
         log.debug("%s: " + format, self.client_address[0], *args)
 
     def _handle(self, readonly: bool) -> None:
+        self._reader.reading_body()
         path, _, query_string = self.path.partition("?")
         self._query_id, self._encoding, self._timezone = str(uuid.uuid4()), None, self.config.timezone
+        reason = self._browser_refusal()
+        if reason is not None:  # before anything runs or is read: the body may be a cross-site write
+            self.close_connection = True
+            self._reply_error(ClickHouseError(497, reason))
+            return
         pairs = parse_qsl(query_string, keep_blank_values=True)
         if path in ("/ping", "/replicas_status") or (
             path == "/" and readonly and not any(k == "query" for k, _ in pairs)
@@ -127,14 +143,15 @@ class RequestHandler(ReplyMixin):
             pairs = pairs + parse_multipart(ctype, read_limited(raw, self.config.max_query_bytes))
         args = RequestArgs.parse(pairs)
         self._read_transport_args(args)
-        body = iter(()) if readonly or form else decode_body(raw, self.headers.get("Content-Encoding"))
+        limit = self.limits.max_body_bytes
+        body = iter(()) if readonly or form else decode_body(raw, self.headers.get("Content-Encoding"), limit)
         readonly = readonly or args.transport.get("readonly", "0") not in ("", "0")
         session = args.transport.get("session_id") or None
         timeout, check = _session_timeout(args), args.flag("session_check")
-        with self.config.pool.checkout(session, timeout=timeout, check=check) as handle:
+        with self.config.pool.checkout(session, role=self._role, timeout=timeout, check=check) as handle:
             handle.prepare(args.settings, args.transport.get("database") or (None if session else "default"))
             head = args.query.encode() + b"\n" if args.query else b""
-            split, head = _read_head(head, body)
+            split, head = read_head(head, body, self.limits.max_head_bytes)
             # VALUES rows may hold {name:Type} placeholders: only the query path binds them.
             if isinstance(split, InsertHead) and not (args.params and split.fmt == "Values"):
                 data = itertools.chain([head[split.data_offset :]], body)
@@ -144,16 +161,30 @@ class RequestHandler(ReplyMixin):
                 self._run_query(handle, args, sql, readonly, session is not None)
 
     def _authenticate(self, args: RequestArgs) -> None:
-        if not self.config.password:
-            return
+        """Every query authenticates, also on loopback: as the writer or the read-only reader.
+
+        Missing or wrong credentials get ClickHouse's AUTHENTICATION_FAILED (516) with HTTP 401,
+        which clickhouse-connect reports as ``DatabaseError`` (code 516) and does not retry.
+        """
         user, password = credentials(self.headers, args.transport)
-        if user == self.config.user and hmac.compare_digest(password.encode(), self.config.password.encode()):
+        role = self.config.credentials.authenticate(user, password)
+        if role is not None:
+            self._role = role
             return
         self.close_connection = True  # do not read a body an unauthenticated peer sent
         message = "Authentication failed: password is incorrect, or there is no user with such name"
-        raise ClickHouseError(516, f"{user or 'default'}: {message}")
+        error = ClickHouseError(516, f"{(user or 'default')[:64]}: {message}")
+        error.status = 401
+        raise error
+
+    def _browser_refusal(self) -> str | None:
+        """Why a browser's request must not run (see :mod:`fleetlog._browser`); None for other clients."""
+        if len(self.headers.get_all("Host") or ()) > 1:
+            return "a request with more than one Host header"
+        return refusal(self.headers, self.hosts)
 
     def _read_transport_args(self, args: RequestArgs) -> None:
+        """Transport arguments from headers and URL; whatever reaches a response header is checked here."""
         for header, name in (("X-ClickHouse-Database", "database"), ("X-ClickHouse-Format", "default_format")):
             if self.headers.get(header):
                 args.transport.setdefault(name, self.headers[header])
@@ -161,6 +192,7 @@ class RequestHandler(ReplyMixin):
             if args.flag(name):
                 message = f"{name}=1 (ClickHouse's own block compression) is not supported; use HTTP compression"
                 raise ClickHouseError(48, message)
+        args.check_reflected(self.config.formats)
         self._query_id = args.transport.get("query_id") or self._query_id
         self._timezone = args.settings.get("session_timezone") or self._timezone
         if args.flag("enable_http_compression", default=True) and self._compression_pays():
@@ -183,6 +215,7 @@ class RequestHandler(ReplyMixin):
             raise _readonly_error()
         if has_params:  # send_insert streams the data and binds nothing; never paste values into SQL
             raise ClickHouseError(48, "Query parameters are not supported in INSERT ... FORMAT statements")
+        check_insert(handle, split.statement, split.fmt, self._role)
         try:
             statement = split.statement.decode()
         except UnicodeDecodeError:
@@ -205,6 +238,7 @@ class RequestHandler(ReplyMixin):
         clause = file_clause(sql)
         if clause:
             raise ClickHouseError(48, f"{clause} is not allowed over HTTP: it would use the server's filesystem")
+        check_query(handle, sql, args.params, self._role)
         if kind == "CONTROL":  # USE, SET: the session's database and settings are no longer known
             handle.database = None
         # Sessionless requests must leave no state (SET, USE, temporary tables) on a pooled handle.
@@ -268,22 +302,6 @@ def native_header(row_binary_header: bytes) -> bytes:
     for name, type_ in zip(strings[:count], strings[count:], strict=True):
         out += [_put_varint(len(name)), name, _put_varint(len(type_)), type_]
     return b"".join(out)
-
-
-def _read_head(head: bytes, body: Iterator[bytes]) -> tuple[InsertHead | None, bytes]:
-    """Pull body chunks until the statement is known to be an INSERT with data, or not."""
-    at_eof = False
-    while True:
-        split = split_insert(head, at_eof)
-        if split is not NEED_MORE:
-            return (split if isinstance(split, InsertHead) else None), head
-        if len(head) > _HEAD_LIMIT:
-            return None, head
-        chunk = next(body, None)
-        if chunk is None:
-            at_eof = True
-        else:
-            head += chunk
 
 
 def _session_timeout(args: RequestArgs) -> float:

@@ -30,6 +30,7 @@ ERROR_NAMES: Final = {
     372: "SESSION_NOT_FOUND",
     373: "SESSION_IS_LOCKED",
     374: "INVALID_SESSION_TIMEOUT",
+    497: "ACCESS_DENIED",
     516: "AUTHENTICATION_FAILED",
     1001: "STD_EXCEPTION",
 }
@@ -45,6 +46,7 @@ _STATUS_BY_CODE: Final = {
     229: 413,
     48: 501,
     209: 503,
+    202: 503,
     76: 503,
     381: 411,
     159: 408,
@@ -88,6 +90,8 @@ TRANSPORT_ARGS: Final = frozenset(
     }
 )
 _TRUE: Final = frozenset({"1", "true", "True"})
+_TOKEN: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_TIMEZONE: Final = re.compile(r"[A-Za-z0-9_+\-/.:]{1,64}")
 
 
 class ClickHouseError(Exception):
@@ -137,6 +141,26 @@ class RequestArgs:
     def flag(self, name: str, default: bool = False) -> bool:
         value = self.transport.get(name)
         return default if value is None else value in _TRUE
+
+    def check_reflected(self, formats: Mapping[str, str]) -> None:
+        """Refuse values that would reach a response header unchecked; spell the format as the engine does.
+
+        ``query_id`` (X-ClickHouse-Query-Id), ``default_format`` (X-ClickHouse-Format,
+        Content-Type), ``session_timezone`` (X-ClickHouse-Timezone) and ``session_id`` (a key)
+        come from the client; a CR/LF in one would write headers of the client's choosing.
+        """
+        for name in ("query_id", "session_id"):
+            value = self.transport.get(name)
+            if value and not _TOKEN.fullmatch(value):
+                raise ClickHouseError(36, f"Invalid {name}: use 1 to 128 of A-Z a-z 0-9 _ . : -")
+        fmt = self.transport.get("default_format")
+        if fmt:
+            if fmt.lower() not in formats:
+                raise ClickHouseError(73, f"Unknown output format {fmt[:64]!r}")
+            self.transport["default_format"] = formats[fmt.lower()]
+        timezone = self.settings.get("session_timezone")
+        if timezone and not _TIMEZONE.fullmatch(timezone):
+            raise ClickHouseError(36, f"Invalid session_timezone {timezone[:64]!r}")
 
 
 def iter_body(rfile: IO[bytes], headers: Mapping[str, str], chunk_size: int = 1 << 20) -> Iterator[bytes]:

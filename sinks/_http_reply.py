@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar, Final
 
 from fleetlog.sinks._engine import Handle, engine_errors
 from fleetlog.sinks._http_codecs import Encoder, compress_all
+from fleetlog.sinks._http_limits import Limits
 from fleetlog.sinks._http_protocol import ClickHouseError
 
+# Control characters (CR and LF above all) in a header would let a value write headers of its own.
+_UNSAFE_HEADER: Final = re.compile(r"[\x00-\x1f\x7f]")
 _SUMMARY_KEYS: Final = (
     "read_rows",
     "read_bytes",
@@ -61,9 +65,31 @@ class ReplyMixin(BaseHTTPRequestHandler):
     """Response side of the handler; per-request state is set by the request side."""
 
     display_name: ClassVar[str] = "localhost"
+    limits: ClassVar[Limits] = Limits()
+    # http.server's own errors (a malformed request line, an unknown method): plain text, never HTML.
+    error_message_format = "Code: 1000. DB::Exception: %(message)s (HTTP %(code)d). (POCO_EXCEPTION)\n"
+    error_content_type = "text/plain; charset=UTF-8"
     _query_id: str = ""
     _timezone: str = "UTC"
     _encoding: str | None = None
+
+    def send_header(self, keyword: str, value: str) -> None:
+        """Every header goes through here: none carries a control character, none is CORS.
+
+        Values a client chose are validated where they are read; this is the backstop, so
+        a missed one fails the request (500) instead of injecting a header.
+        """
+        if _UNSAFE_HEADER.search(keyword) or _UNSAFE_HEADER.search(str(value)):
+            raise ValueError(f"refusing to send header {keyword!r}: its value holds a control character")
+        if keyword.lower().startswith("access-control-"):
+            raise ValueError(f"refusing to send {keyword!r}: the endpoint never grants browsers access")
+        super().send_header(keyword, value)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """Start a response afresh (a failed one may have left headers behind), always with nosniff."""
+        self._headers_buffer: list[bytes] = []
+        super().send_response(code, message)
+        self.send_header("X-Content-Type-Options", "nosniff")
 
     def _headers(self, status: int, fmt: str | None, summary: dict[str, Any] | None) -> None:
         self.send_response(status)
@@ -75,7 +101,7 @@ class ReplyMixin(BaseHTTPRequestHandler):
         self.send_header("X-ClickHouse-Timezone", self._timezone)
         if summary is not None:
             self.send_header("X-ClickHouse-Summary", summary_header(summary))
-        self.send_header("Keep-Alive", f"timeout={self.timeout}")
+        self.send_header("Keep-Alive", f"timeout={int(self.limits.idle_timeout_seconds)}")
 
     def _reply(
         self, data: bytes | memoryview, *, fmt: str | None = None, summary: dict[str, Any] | None = None

@@ -133,6 +133,30 @@ def split_insert(buf: bytes, at_eof: bool) -> InsertHead | str | None:
     return None if at_eof else NEED_MORE
 
 
+def read_head(head: bytes, body: Iterator[bytes], limit: int) -> tuple[InsertHead | None, bytes]:
+    """Pull body chunks until the statement is known to be an INSERT with data, or not.
+
+    ``split_insert`` lexes the whole buffer, so it runs again only once the buffer has
+    doubled (or the body ended): a head sent in tiny chunks costs O(n), not O(n^2).
+    """
+    parts, size, scanned, at_eof = [head], len(head), 0, False
+    while True:
+        if at_eof or size >= 2 * scanned or size > limit:
+            head, scanned = b"".join(parts), size
+            parts = [head]
+            split = split_insert(head, at_eof)
+            if split is not NEED_MORE:
+                return (split if isinstance(split, InsertHead) else None), head
+            if size > limit:
+                return None, head
+        chunk = next(body, None)
+        if chunk is None:
+            at_eof = True
+        else:
+            parts.append(chunk)
+            size += len(chunk)
+
+
 def _format_clause(buf: bytes, text: str, keyword: Token, name: Token | None, at_eof: bool) -> InsertHead | str | None:
     if name is None or name.kind == "partial":
         return None if at_eof else NEED_MORE

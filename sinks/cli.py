@@ -39,6 +39,46 @@ def serve(
     serve_store(settings, path=Path(path) if path else None)
 
 
+@store_app.command("credentials")
+def credentials(
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    writer: Annotated[bool, typer.Option("--writer", help="the writer's (sinks'), not the read-only reader's")] = False,
+) -> None:
+    """Print how any ClickHouse client logs in to the embedded store: url, database, user, password.
+
+    The reader's by default (read-only in the engine); the writer's with --writer. They are
+    generated on first need into $FLEETLOG_HOME/credentials/store.json (mode 0600).
+    """
+    import json
+    from urllib.parse import urlsplit
+
+    from fleetlog.sinks.store import DEFAULT_DATABASE
+
+    from fleetlog.credentials import is_local_store, load_credentials
+
+    settings = Settings.from_env()
+    if not (settings.is_embedded_store or is_local_store(settings.clickhouse_url, settings)):
+        typer.echo(
+            f"FLEETLOG_CLICKHOUSE is {mask_url(settings.clickhouse_url)}, a ClickHouse server: its users are its "
+            "administrator's, fleetlog keeps credentials only for its embedded store",
+            err=True,
+        )
+        raise typer.Exit(2)
+    user = load_credentials(settings).user("writer" if writer else "reader")
+    database = DEFAULT_DATABASE if settings.is_embedded_store else urlsplit(settings.clickhouse_url).path.strip("/")
+    host = f"[{settings.http_host}]" if ":" in settings.http_host else settings.http_host
+    found = {
+        "url": f"http://{host}:{settings.http_port}",
+        "database": database or DEFAULT_DATABASE,
+        "user": user.name,
+        "password": user.password,
+    }
+    if as_json:
+        typer.echo(json.dumps(found))
+        return
+    typer.echo("\n".join(f"{key}: {value}" for key, value in found.items()))
+
+
 @store_app.command("migrate")
 def migrate(
     clickhouse: Annotated[Optional[str], typer.Option(help="store URL [FLEETLOG_CLICKHOUSE]")] = None,  # noqa: UP045
@@ -46,8 +86,11 @@ def migrate(
     """Apply pending schema migrations and the retention settings (what a sink does on start)."""
     from fleetlog.sinks.store import open_store, schema_options
 
+    from fleetlog.credentials import store_url
+
     settings = Settings.from_env(clickhouse_url=clickhouse)
-    client = open_store(settings.clickhouse_url, options=schema_options(settings))
+    url = settings.clickhouse_url if settings.is_embedded_store else store_url(settings, "writer")
+    client = open_store(url, options=schema_options(settings))
     versions = [row[0] for row in client.query("SELECT version FROM schema_migrations FINAL ORDER BY 1").result_rows]
     typer.echo(f"{mask_url(settings.clickhouse_url)}: schema versions {versions}")
 

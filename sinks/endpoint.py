@@ -10,8 +10,11 @@ a server. Results are produced by the engine in the format the client asked for
 Example::
 
     store = clickhouse_connect.get_client(dsn="chdb:///var/lib/fleetlog")
-    with HttpEndpoint(store, port=8123) as endpoint:
-        reader = clickhouse_connect.get_client(host="127.0.0.1", port=endpoint.address[1])
+    with HttpEndpoint(store, port=8123, credentials=load_credentials(settings)) as endpoint:
+        user = endpoint.credentials.reader
+        reader = clickhouse_connect.get_client(
+            host="127.0.0.1", port=endpoint.address[1], username=user.name, password=user.password
+        )
 """
 
 from __future__ import annotations
@@ -26,15 +29,20 @@ from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from fleetlog.sinks._engine import HandlePool
+from fleetlog.sinks._engine import HandlePool, QueryLimits
 from fleetlog.sinks._http_handler import EndpointConfig, RequestHandler
+from fleetlog.sinks._http_limits import Limits
+from fleetlog.sinks._http_protocol import ClickHouseError
 
-from fleetlog.config import is_loopback
+from fleetlog._browser import HostPolicy
+from fleetlog.credentials import StoreCredentials
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver import Client
 
-__all__ = ["HttpEndpoint"]
+    from fleetlog.config import Settings
+
+__all__ = ["HttpEndpoint", "QueryLimits", "query_limits"]
 
 log = logging.getLogger("fleetlog.sink.endpoint")
 
@@ -48,10 +56,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], handler: type[RequestHandler]) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[RequestHandler], limits: Limits) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.limits = limits
         super().__init__(address, handler)
 
     def server_bind(self) -> None:
@@ -60,8 +69,16 @@ class _Server(ThreadingHTTPServer):
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection, up to ``limits.max_connections``; beyond that a 503 and close."""
         with self._connections_lock:
-            self._connections.add(request)
+            full = len(self._connections) >= self.limits.max_connections
+            if not full:
+                self._connections.add(request)
+        if full:
+            log.warning("HTTP endpoint: %d connections open, refusing one more", self.limits.max_connections)
+            _refuse_connection(request, self.limits.max_connections)
+            self.shutdown_request(request)
+            return
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
@@ -81,6 +98,28 @@ class _Server(ThreadingHTTPServer):
                 connection.shutdown(socket.SHUT_RDWR)
 
 
+def _refuse_connection(request: socket.socket, limit: int) -> None:
+    """Answer a connection over the cap without a thread: a short 503, sent without waiting."""
+    error = ClickHouseError(202, f"Too many simultaneous connections (limit {limit}); retry later")
+    body = (error.text + "\n").encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=UTF-8\r\n"
+        f"X-ClickHouse-Exception-Code: 202\r\nRetry-After: 1\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    with contextlib.suppress(OSError):
+        request.settimeout(0.5)
+        request.sendall(head.encode() + body)
+
+
+def query_limits(settings: Settings) -> QueryLimits:
+    """The per-query limits ``FLEETLOG_STORE_MAX_QUERY_SECONDS`` / ``..._MEMORY_BYTES`` ask for."""
+    return QueryLimits(
+        max_execution_seconds=settings.store_max_query_seconds,
+        max_memory_bytes=settings.store_max_query_memory_bytes,
+    )
+
+
 class HttpEndpoint:
     """ClickHouse-compatible HTTP interface over an in-process chDB store.
 
@@ -89,11 +128,14 @@ class HttpEndpoint:
     that path, one per in-flight request (and one per HTTP session), so remote queries
     neither wait for nor disturb the owner's calls through ``client``.
 
-    Without a password the endpoint refuses any ``host`` that is not a loopback address
-    (``ValueError`` from the constructor): an open store must not be reachable from the
-    network. With one, requests must authenticate as ``user`` (HTTP Basic, the
+    Every query must authenticate, also on loopback (HTTP Basic, the
     ``X-ClickHouse-User``/``X-ClickHouse-Key`` headers, or ``user``/``password`` URL
-    arguments), exactly as clickhouse-server accepts them.
+    arguments, exactly as clickhouse-server accepts them), as one of ``credentials``' two
+    users: the writer (the sinks: inserts, migrations) or the reader, whose chDB handles
+    are ``readonly = 1`` in the engine. Anything else gets HTTP 401. ``credentials``
+    defaults to fresh random ones, readable from :attr:`credentials` (a test's endpoint);
+    fleetlog's processes pass :func:`fleetlog.credentials.load_credentials`' pair.
+    ``query_limits`` bounds each query's time and memory on both users' handles.
 
     ``compress_responses`` decides whether to honour a client's ``Accept-Encoding``
     (lz4, zstd, gzip, deflate): ``None`` (default) compresses only for peers that are not
@@ -101,7 +143,15 @@ class HttpEndpoint:
     2 cores: 1M Float64 via ``query_np`` took 37 ms with lz4, 19 ms without). HTTP
     lets a server answer uncompressed to any Accept-Encoding, and ClickHouse clients
     decode whatever ``Content-Encoding`` says. ``True``: always, as clickhouse-server does.
+
+    Browsers are no clients of the endpoint: a request that carries an ``Origin``, comes
+    from another site (``Sec-Fetch-Site``) or names a ``Host`` the endpoint is not bound
+    to is refused (403) before anything runs (see :mod:`fleetlog._browser`). ``limits``
+    (:class:`~fleetlog.sinks._http_limits.Limits`; set it before ``start``) bounds
+    connections, the time a request head may take and the decompressed body size.
     """
+
+    limits: Limits = Limits()
 
     def __init__(
         self,
@@ -109,8 +159,8 @@ class HttpEndpoint:
         *,
         host: str = "127.0.0.1",
         port: int = 8123,
-        user: str = "default",
-        password: str = "",
+        credentials: StoreCredentials | None = None,
+        query_limits: QueryLimits | None = None,
         compress_responses: bool | None = None,
     ) -> None:
         path = getattr(client, "path", None)
@@ -118,14 +168,11 @@ class HttpEndpoint:
             raise TypeError(
                 "HttpEndpoint serves an embedded store: pass the client from get_client(dsn='chdb:///path')"
             )
-        if not password and not is_loopback(host):
-            raise ValueError(
-                f"refusing to serve the store on non-loopback host {host!r} without a password; "
-                "bind to 127.0.0.1 or set a password"
-            )
         # chDB compares store paths literally; normalise like clickhouse-connect's ChdbClient does.
         self._connection_string = path if path.startswith((":memory:", "file:")) else os.path.realpath(path)
-        self._host, self._port, self._user, self._password = host, port, user, password
+        self._host, self._port = host, port
+        self.credentials = credentials or StoreCredentials.generate()
+        self._query_limits = query_limits or QueryLimits()
         self._compress_responses = compress_responses
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -137,12 +184,17 @@ class HttpEndpoint:
         with self._lock:
             if self._server is not None:
                 return
-            pool = HandlePool(self._connection_string)
+            pool = HandlePool(self._connection_string, limits=self._query_limits)
             try:
                 config = self._config(pool)
-                attrs = {"config": config, "display_name": socket.gethostname()}
+                attrs = {
+                    "config": config,
+                    "display_name": socket.gethostname(),
+                    "limits": self.limits,
+                    "hosts": HostPolicy.for_bind(self._host),
+                }
                 handler = type("BoundRequestHandler", (RequestHandler,), attrs)
-                server = _Server((self._host, self._port), handler)
+                server = _Server((self._host, self._port), handler, self.limits)
             except BaseException:
                 pool.close()
                 raise
@@ -202,8 +254,7 @@ class HttpEndpoint:
         formats = {name.lower(): name for name in names.bytes().decode().split()}
         return EndpointConfig(
             pool=pool,
-            user=self._user,
-            password=self._password,
+            credentials=self.credentials,
             timezone=timezone,
             formats=formats,
             compress_responses=self._compress_responses,

@@ -19,8 +19,9 @@ landed, so a replayed spool or a retried send cannot duplicate anything.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ import pyarrow.compute as pc
 from fleetlog.sinks._event_rows import MAX_TEXT, ROW_BUILDERS, TIME_COLUMNS
 from fleetlog.sinks.schema import DERIVED_TABLES
 
-from fleetlog.events import DictColumn, Envelope, InvalidEvent, Record, decode
+from fleetlog.events import DictColumn, Envelope, InvalidEvent, Record, check_from_sdk, decode
 
 __all__ = ["Record", "StreamKey", "TableBuilder"]
 
@@ -81,16 +82,30 @@ class _Points:
 
 
 class TableBuilder:
-    """Accumulates records of one batch into per-table column tables."""
+    """Accumulates records of one batch into per-table column tables.
 
-    def __init__(self, high_water: Callable[[set[StreamKey]], dict[StreamKey, int]] | None = None) -> None:
+    ``sdk_topics`` are the topics SDK clients write (metrics, events): derived rows on them
+    are forged and refused (:func:`fleetlog.events.check_from_sdk`).  A record whose
+    decoding or conversion raises anything at all -- a bug, or input nobody foresaw --
+    becomes a dead letter with the reason, never an exception that would stop the partition;
+    only ``high_water`` (a store query) may raise, and its errors are the worker's to retry.
+    """
+
+    def __init__(
+        self,
+        high_water: Callable[[set[StreamKey]], dict[StreamKey, int]] | None = None,
+        *,
+        sdk_topics: Collection[str] = (),
+    ) -> None:
         self._points = _Points()
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._derived: dict[str, list[pa.Table]] = {}
         self._derived_schema: dict[str, pa.Schema] = {}  # what the parts of each table unify to so far
         self._high_water = high_water or (lambda keys: {})
+        self._sdk_topics = frozenset(sdk_topics)
         self.landed: dict[StreamKey, int] = {}
         self.sources: dict[str, list[Record]] = {}  # table -> the records its rows came from
+        self.unbuilt: dict[str, str] = {}  # table -> why tables() could not build it (see there)
         self.records = 0
         self.duplicates = 0
 
@@ -99,12 +114,11 @@ class TableBuilder:
         for rec in records:
             self.records += 1
             try:
-                env = decode(rec.value)
-                if rec.key is not None and rec.key != env.key:
-                    raise InvalidEvent(f"message key {rec.key[:100]!r} does not match run id {env.run_id[:100]!r}")
-                decoded.append((rec, env))
-            except InvalidEvent as exc:
-                self._reject(rec, exc.reason)
+                decoded.append((rec, self._decode(rec)))
+            except MemoryError:
+                raise  # the process is short of memory, not the record at fault: retry, do not discard
+            except Exception as exc:
+                self._reject(rec, _reason(exc, "decoding"))
         unknown = {(env.session, env.run_id, rec.topic) for rec, env in decoded if env.session} - self.landed.keys()
         known = self._high_water(unknown) if unknown else {}
         for rec, env in decoded:
@@ -116,10 +130,20 @@ class TableBuilder:
                 self.landed[key] = env.seq
             try:
                 table = self._add(env)
-            except InvalidEvent as exc:
-                self._reject(rec, exc.reason)
+            except MemoryError:
+                raise
+            except Exception as exc:
+                self._reject(rec, _reason(exc, f"converting a {env.kind!r} event"))
             else:
                 self.sources.setdefault(table, []).append(rec)
+
+    def _decode(self, rec: Record) -> Envelope:
+        env = decode(rec.value)
+        if rec.key is not None and rec.key != env.key:
+            raise InvalidEvent(f"message key {rec.key[:100]!r} does not match run id {env.run_id[:100]!r}")
+        if rec.topic in self._sdk_topics:
+            check_from_sdk(env)
+        return env
 
     def _reject(self, rec: Record, reason: str) -> None:
         self.dead(rec, reason)
@@ -185,18 +209,22 @@ class TableBuilder:
         return self._points.count
 
     def tables(self) -> dict[str, pa.Table]:
-        """The non-empty tables, ready for ``insert_arrow``; stream progress last."""
+        """The non-empty tables, ready for ``insert_arrow``; stream progress last.
+
+        A table that cannot be built (rows of several records that Arrow cannot put in one
+        column) is left out and named in ``unbuilt`` with the reason: the worker then finds
+        the records at fault by halving, as it does for rows ClickHouse refuses.
+        """
         out: dict[str, pa.Table] = {}
+        self.unbuilt.clear()
         if self._points.count:
-            out["metric_points"] = self._points.table()
+            self._build(out, "metric_points", self._points.table)
         for name, rows in self._rows.items():
             if rows:  # an event may carry nothing to store (tags with an empty body)
-                out[name] = _rows_table(rows)
+                self._build(out, name, lambda rows=rows: _rows_table(rows))
         for name, parts in self._derived.items():
-            if name in out:  # dead letters of both stages: one insert, as two under one token would drop one
-                parts = [_dead_letter_shape(out[name]), *parts]
-            # One dictionary per column: the insert writes an Arrow file, which cannot replace a dictionary.
-            out[name] = pa.concat_tables(parts, promote_options="permissive").unify_dictionaries()
+            if name not in self.unbuilt:  # else all of the table's records go through the halving
+                self._build(out, name, partial(_concat_derived, out.get(name), parts))
         if self.landed:
             now = time.time()
             out["producer_streams"] = _rows_table(
@@ -206,6 +234,30 @@ class TableBuilder:
                 ]
             )
         return out
+
+    def _build(self, out: dict[str, pa.Table], name: str, build: Callable[[], pa.Table]) -> None:
+        try:
+            out[name] = build()
+        except MemoryError:
+            raise
+        except Exception as exc:
+            out.pop(name, None)
+            self.unbuilt[name] = _reason(exc, f"building {name} rows")
+
+
+def _concat_derived(own: pa.Table | None, parts: list[pa.Table]) -> pa.Table:
+    """A derived table's parts as one; ``own``: the sink's dead letters, which join the processors'."""
+    if own is not None:  # dead letters of both stages: one insert, as two under one token would drop one
+        parts = [_dead_letter_shape(own), *parts]
+    # One dictionary per column: the insert writes an Arrow file, which cannot replace a dictionary.
+    return pa.concat_tables(parts, promote_options="permissive").unify_dictionaries()
+
+
+def _reason(exc: Exception, doing: str) -> str:
+    """A dead letter's reason: ``InvalidEvent`` says it; anything else names the error and the step."""
+    if isinstance(exc, InvalidEvent):
+        return exc.reason
+    return f"{type(exc).__name__} while {doing}: {str(exc)[:500]}"
 
 
 _DEAD_LETTERS = pa.schema(

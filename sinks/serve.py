@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fleetlog.sinks.endpoint import HttpEndpoint
+from fleetlog.sinks.endpoint import HttpEndpoint, query_limits
 from fleetlog.sinks.store import connect
 
+from fleetlog._private import private_dir
 from fleetlog.config import Settings
+from fleetlog.credentials import load_credentials
 
 __all__ = ["serve_store", "store_path"]
 
@@ -37,11 +39,19 @@ def store_path(settings: Settings) -> Path:
 
 
 def serve_store(settings: Settings, *, path: Path | None = None, stop: threading.Event | None = None) -> None:
-    """Serve the store until SIGINT/SIGTERM (or ``stop``); the state file says where."""
-    path = Path(path or store_path(settings)).resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    """Serve the store until SIGINT/SIGTERM (or ``stop``); the state file says where.
+
+    Readers and writers log in with this home's credentials (``fleetlog store credentials``).
+    """
+    path = private_dir(Path(path or store_path(settings)).resolve(), root=settings.home.resolve())
     store = connect(f"chdb://{path}")
-    endpoint = HttpEndpoint(store, host=settings.http_host, port=settings.http_port, password=settings.http_password)
+    endpoint = HttpEndpoint(
+        store,
+        host=settings.http_host,
+        port=settings.http_port,
+        credentials=load_credentials(settings),
+        query_limits=query_limits(settings),
+    )
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -49,7 +59,7 @@ def serve_store(settings: Settings, *, path: Path | None = None, stop: threading
     state = settings.state_dir / f"store-{os.getpid()}.json"
     endpoint.start()
     try:
-        state.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(state.parent, root=settings.home)
         state.write_text(
             json.dumps({"pid": os.getpid(), "http": endpoint.url, "path": str(path), "since": time.time()})
         )

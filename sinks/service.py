@@ -15,11 +15,14 @@ import os
 import signal
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fleetlog.sinks.store import open_store, schema_options
 from fleetlog.sinks.worker import SinkWorker
 
+from fleetlog._private import private_dir
 from fleetlog.config import Settings, mask_url
+from fleetlog.credentials import load_credentials, store_url
 from fleetlog.topics import ensure_topics
 
 __all__ = ["run_sink"]
@@ -30,15 +33,26 @@ log = logging.getLogger("fleetlog.sink")
 def run_sink(
     settings: Settings, *, group_id: str = "fleetlog-sink", serve_http: bool = True, instance_id: str | None = None
 ) -> None:
-    """Run until SIGINT/SIGTERM; flush pending batches before leaving."""
-    store = open_store(settings.clickhouse_url, options=schema_options(settings))
-    log.info("sink writing to %s", mask_url(settings.clickhouse_url))
+    """Run until SIGINT/SIGTERM; flush pending batches before leaving.
+
+    An embedded store is served with this home's credentials; a sink writing over HTTP to
+    this home's own ``fleetlog store serve`` logs in as its writer without being told.
+    """
+    if settings.is_embedded_store:
+        private_dir(urlsplit(settings.clickhouse_url).path, root=settings.home)
+    url = settings.clickhouse_url if settings.is_embedded_store else store_url(settings, "writer")
+    store = open_store(url, options=schema_options(settings))
+    log.info("sink writing to %s", mask_url(url))
     endpoint = None
     if serve_http and settings.is_embedded_store:
-        from fleetlog.sinks.endpoint import HttpEndpoint
+        from fleetlog.sinks.endpoint import HttpEndpoint, query_limits
 
         endpoint = HttpEndpoint(
-            store, host=settings.http_host, port=settings.http_port, password=settings.http_password
+            store,
+            host=settings.http_host,
+            port=settings.http_port,
+            credentials=load_credentials(settings),
+            query_limits=query_limits(settings),
         )
         endpoint.start()
         log.info("ClickHouse HTTP endpoint on %s", endpoint.url)
@@ -68,7 +82,7 @@ async def _main(settings: Settings, worker: SinkWorker, endpoint: object | None)
 async def _report(settings: Settings, worker: SinkWorker, endpoint: object | None, stop: asyncio.Event) -> None:
     """Write the worker's counters where ``fleetlog status`` reads them, every second."""
     path = settings.state_dir / f"sink-{os.getpid()}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent, root=settings.home)
     try:
         while not stop.is_set():
             _write_json(

@@ -91,6 +91,7 @@ _DATA = {
     321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
     349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
 }
+_AUTHENTICATION_FAILED = 516  # wrong or missing user/password: no retry can fix it
 # Codes shared by an overload and a data problem, told apart by the message.
 _DATA_MESSAGES = {252: "partitions for single INSERT block"}
 
@@ -127,6 +128,12 @@ def connect(url: str, *, database: str | None = None) -> Client:
                 autogenerate_session_id=False,
             )
     except (OperationalError, DatabaseError) as exc:
+        if getattr(exc, "code", None) == _AUTHENTICATION_FAILED:
+            raise StoreUnavailable(
+                f"ClickHouse at {mask_url(url)} refused the credentials: {exc}. fleetlog's own processes log in to "
+                "the embedded store with $FLEETLOG_HOME/credentials/store.json (`fleetlog store credentials --json` "
+                "prints them): check FLEETLOG_HOME, FLEETLOG_STORE_*_PASSWORD or the user in FLEETLOG_CLICKHOUSE."
+            ) from None
         raise StoreUnavailable(
             f"cannot reach ClickHouse at {mask_url(url)}: {exc}. "
             "Start the local stack with `fleetlog up`, or set FLEETLOG_CLICKHOUSE."

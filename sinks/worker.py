@@ -26,9 +26,13 @@ poll returns at most ``max_poll_records`` records of at most ``fetch_max_bytes``
 
 Errors (classified once, in :func:`fleetlog.sinks.store.classify`):
 
-* rows ClickHouse refuses (``DataRejected``) are isolated by halving the batch
-  until the records at fault are found; those go to ``dead_letters`` with the
-  reason, the rest land, and the partition moves on;
+* a record that cannot be decoded or converted -- whatever the exception -- is a
+  dead letter with the reason (:class:`~fleetlog.sinks.rows.TableBuilder`), and so
+  is derived ``rows`` on an SDK topic (forged);
+* rows ClickHouse refuses (``DataRejected``), or that Arrow cannot put in one
+  column, are isolated by halving the batch until the records at fault are found;
+  those go to ``dead_letters`` with the reason, the rest land, and the partition
+  moves on;
 * anything else pauses every partition and retries the same batches with
   backoff (Kafka's retention is the buffer): quietly for overload and outages,
   loudly for errors an operator must fix (permissions, a missing table).
@@ -41,6 +45,7 @@ import dataclasses
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -145,7 +150,8 @@ class SinkWorker:
     def _accept(self, fetched: dict[TopicPartition, list]) -> None:
         now = time.monotonic()
         for tp, messages in fetched.items():
-            records = [Record(tp.topic, tp.partition, m.offset, m.key, m.value) for m in messages]
+            # A null value (a tombstone) is an empty message: decoding refuses it like any bad bytes.
+            records = [Record(tp.topic, tp.partition, m.offset, m.key, m.value or b"") for m in messages]
             self.pending.setdefault(tp, PartitionBuffer()).append(records, now)
             self.stats["records_received"] += len(records)
 
@@ -338,7 +344,7 @@ class SinkWorker:
         ``producer_streams`` is left to the caller (:meth:`_write_landed`), which writes it once for
         every batch of a flush, after their rows and before their commit.
         """
-        builder = TableBuilder(self._high_water)
+        builder = self._builder(self._high_water)
         builder.add(batch)
         self.stats["duplicates_dropped"] += builder.duplicates
         token = batch_token(batch)
@@ -350,10 +356,18 @@ class SinkWorker:
             except DataRejected as exc:
                 if table not in builder.sources:
                     raise StoreError(f"ClickHouse refused the sink's own {table} rows: {exc}") from exc
-                self._isolate(table, builder.sources[table], exc)
+                self._isolate(table, builder.sources[table], f"insert into {table} refused: {exc}")
                 continue
             self._count(table, data.num_rows)
+        for table, reason in builder.unbuilt.items():  # rows of several records Arrow cannot join
+            log.warning("%s; finding the records at fault", reason)
+            self._isolate(table, builder.sources[table], reason)
         return builder.landed
+
+    def _builder(self, high_water: Callable[[set[StreamKey]], dict[StreamKey, int]] | None = None) -> TableBuilder:
+        """A builder that refuses derived rows on the SDK's topics (only the processors write those)."""
+        s = self.settings
+        return TableBuilder(high_water, sdk_topics=(s.metrics_topic, s.events_topic))
 
     def _write_landed(self, landed: dict[StreamKey, int], batches: list[list[Record]]) -> None:
         """Record the highest sequence number landed per producer stream, for the batches just inserted.
@@ -383,25 +397,29 @@ class SinkWorker:
         except Exception as exc:
             raise classify(exc) from exc
 
-    def _isolate(self, table: str, records: list[Record], error: DataRejected) -> None:
-        """Find the records whose rows ClickHouse refuses by halving; land the rest, dead-letter those.
+    def _isolate(self, table: str, records: list[Record], reason: str) -> None:
+        """Find by halving the records whose rows ClickHouse refuses or Arrow cannot build; dead-letter those.
 
+        The rest land; a record found alone goes to ``dead_letters`` with ``reason``.
         Halves are cut the same way on every replay, and each carries its own token.
         """
         if len(records) == 1:
-            self._dead_letter(records, f"insert into {table} refused: {error}")
+            self._dead_letter(records, reason)
             return
         mid = len(records) // 2
         for half in (records[:mid], records[mid:]):
-            part = TableBuilder()
+            part = self._builder()
             part.add(half)
             data = part.tables().get(table)
+            if table in part.unbuilt:
+                self._isolate(table, half, part.unbuilt[table])
+                continue
             if data is None:
                 continue
             try:
                 self._write(table, data, batch_token(half) + "/split")
             except DataRejected as exc:
-                self._isolate(table, half, exc)
+                self._isolate(table, half, f"insert into {table} refused: {exc}")
                 continue
             self._count(table, data.num_rows)
 

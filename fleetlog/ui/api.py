@@ -10,11 +10,13 @@ from __future__ import annotations
 import functools
 import json
 import math
+import mimetypes
+import posixpath
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -226,25 +228,68 @@ def artifacts(request: Request, settings: Settings) -> Any:
 
 
 def artifact(request: Request, settings: Settings) -> Response:
-    """An artifact's bytes: inline ones from the store, else from the artifact store (local files only
-    under ``FLEETLOG_ARTIFACTS``; other fsspec URLs as configured)."""
-    record = q.artifact(request.path_params["run_id"], request.path_params["name"], settings=settings)
-    media = record["content_type"] or "application/octet-stream"
-    body = bytes(record["inline"]) if record["inline"] else _read_artifact(str(record["uri"]), settings)
-    return Response(body, media_type=media)
+    """An artifact's bytes: inline ones from the store, else the file at the run's own location.
+
+    The location is rebuilt from the configured artifact root, the run id and the artifact's
+    name, as uploads lay it out (``producers/_artifacts.py``: ``<root>/<run>/<name>``, images
+    at ``<run>/images/<name><ext>``); the URI stored with the record is never followed, since
+    whoever can write records could point it anywhere (``local:///etc/...``,
+    ``simplecache::file://...``). Only raster images are shown inline; everything else
+    downloads, so an uploaded page never runs in the dashboard's origin.
+    """
+    run_id, name = _relative(request.path_params["run_id"], "run id"), _relative(request.path_params["name"], "name")
+    record = q.artifact(run_id, name, settings=settings)
+    if record["inline"]:
+        body, media = bytes(record["inline"]), str(record["content_type"] or "")
+    else:
+        rel = _relative(_stored_as(record, name), "artifact path")
+        body = _read_artifact(settings.artifacts_url, run_id, rel)
+        media = _RASTER.get(posixpath.splitext(rel)[1].lower()) or mimetypes.guess_type(rel)[0] or ""
+    headers = {"Content-Security-Policy": _ARTIFACT_CSP}
+    if media not in _RASTER.values():
+        filename = quote(posixpath.basename(name), safe="")
+        headers["Content-Disposition"] = f"attachment; filename=\"{filename}\"; filename*=UTF-8''{filename}"
+    return Response(body, media_type=media or "application/octet-stream", headers=headers)
 
 
-def _read_artifact(uri: str, settings: Settings) -> bytes:
-    parts = urlsplit(uri)
-    if parts.scheme in ("", "file"):
-        root = Path(unquote(urlsplit(settings.artifacts_url).path)).resolve()
-        path = Path(unquote(parts.path)).resolve()
-        if not path.is_relative_to(root) or not path.is_file():
-            raise RunNotFound(f"artifact file {path} is not in {root}")
-        return path.read_bytes()
+_RASTER = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
+_IMAGE_SUFFIXES = (*_RASTER, ".bmp", ".svg")  # what log_image accepts
+_ARTIFACT_CSP = "default-src 'none'; sandbox"
+_FORBIDDEN = ("\\", "\x00", "::", "\r", "\n")
+
+
+def _stored_as(record: dict[str, Any], name: str) -> str:
+    """Where under the run's folder the upload put ``name``: the name itself, or an image's file.
+
+    The stored URI only tells which of log_image's suffixes the image had (png, jpg...).
+    """
+    if record.get("kind") != "image":
+        return name
+    suffix = posixpath.splitext(str(record.get("uri") or ""))[1].lower()
+    return f"images/{name}{suffix if suffix in _IMAGE_SUFFIXES else '.png'}"
+
+
+def _relative(value: str, what: str) -> str:
+    """``value`` if it is a normalised relative path that stays below where it starts; else ValueError."""
+    clean = posixpath.normpath(value) if value else ""
+    escapes = clean.startswith("/") or clean.split("/")[0] == ".."
+    if not value or clean != value or escapes or any(bad in value for bad in _FORBIDDEN):
+        raise ValueError(f"{what} {value!r} must be a relative path inside the run (no '..', not absolute)")
+    return clean
+
+
+def _read_artifact(root_url: str, run_id: str, name: str) -> bytes:
+    """``root_url``/``run_id``/``name``: a local file must resolve (symlinks too) inside the root."""
     import fsspec
 
-    with fsspec.open(uri, "rb") as f:
+    fs, root = fsspec.core.url_to_fs(root_url.rstrip("/"))
+    if "file" in fs.protocol or "local" in fs.protocol:
+        base = Path(root).resolve()
+        path = (base / run_id / name).resolve()
+        if not path.is_relative_to(base / run_id) or not path.is_file():
+            raise RunNotFound(f"artifact {name!r} of run {run_id!r} is not in {base / run_id}")
+        return path.read_bytes()
+    with fs.open(f"{root.rstrip('/')}/{run_id}/{name}", "rb") as f:
         return f.read()
 
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fleetlog._private import private_dir
 from fleetlog.config import Settings, is_loopback
 from fleetlog.errors import ConfigError
 
@@ -61,7 +62,7 @@ async def _serve(server: uvicorn.Server, settings: Settings, state: Path) -> Non
     while not server.started and not task.done():
         await asyncio.sleep(0.05)
     if server.started:
-        state.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(state.parent, root=settings.home)
         state.write_text(json.dumps({"pid": os.getpid(), "url": settings.ui_url, "started": time.time()}))
         log.info("dashboard at %s", settings.ui_url)
     await task

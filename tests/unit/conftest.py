@@ -141,6 +141,8 @@ def query_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueryStore
     _fill(owner)
     with HttpEndpoint(owner, port=0) as endpoint:
         host, port = endpoint.address
-        settings = Settings(home=tmp_path_factory.mktemp("home"), clickhouse_url=f"http://{host}:{port}/{database}")
+        reader = endpoint.credentials.reader  # readers log in as the read-only reader, as against a sink
+        url = f"http://{reader.name}:{reader.password}@{host}:{port}/{database}"
+        settings = Settings(home=tmp_path_factory.mktemp("home"), clickhouse_url=url)
         yield QueryStore(settings=settings, owner=owner, database=database)
     bootstrap.command(f"DROP DATABASE IF EXISTS {database}")

@@ -16,6 +16,8 @@ from clickhouse_connect.driver.client import Client
 from fleetlog.sinks.endpoint import HttpEndpoint
 from fleetlog.sinks.store import open_store
 
+from fleetlog.credentials import StoreUser
+
 
 @dataclass(frozen=True)
 class Store:
@@ -26,18 +28,20 @@ class Store:
 
 
 @pytest.fixture(scope="module")
-def served_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+def served_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, StoreUser]]:
+    """The session's store path, served; with the endpoint's writer, as whom a sink logs in."""
     path = tmp_path_factory.getbasetemp() / "chdb-store"
     owner = clickhouse_connect.get_client(dsn=f"chdb://{path}")
     with HttpEndpoint(owner, port=0) as endpoint:
-        yield str(path), endpoint.address[1]
+        yield str(path), endpoint.address[1], endpoint.credentials.writer
 
 
 @pytest.fixture(params=["chdb", "http"])
-def store(request: pytest.FixtureRequest, served_path: tuple[str, int]) -> Iterator[Store]:
-    path, port = served_path
+def store(request: pytest.FixtureRequest, served_path: tuple[str, int, StoreUser]) -> Iterator[Store]:
+    path, port, writer = served_path
     database = f"s{uuid.uuid4().hex[:10]}"
-    url = f"chdb://{path}" if request.param == "chdb" else f"http://127.0.0.1:{port}/{database}"
+    http = f"http://{writer.name}:{writer.password}@127.0.0.1:{port}/{database}"
+    url = f"chdb://{path}" if request.param == "chdb" else http
     client = open_store(url, database=database)
     owner = clickhouse_connect.get_client(dsn=f"chdb://{path}", database=database)
     yield Store(request.param, url, client, owner)

@@ -55,9 +55,15 @@ def endpoint(store_client: Client) -> Iterator[HttpEndpoint]:
         yield ep
 
 
+def login(endpoint: HttpEndpoint, role: str = "writer") -> dict[str, str]:
+    """clickhouse-connect's keyword arguments to log in to ``endpoint`` as ``role``."""
+    user = endpoint.credentials.writer if role == "writer" else endpoint.credentials.reader
+    return {"username": user.name, "password": user.password}
+
+
 @pytest.fixture
 def http(endpoint: HttpEndpoint) -> Iterator[Client]:
-    client = clickhouse_connect.get_client(host="127.0.0.1", port=endpoint.address[1], username="default")
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=endpoint.address[1], **login(endpoint))
     yield client
     client.close()
 
@@ -75,10 +81,16 @@ def raw(
     query: str = "",
     body: bytes | str | None = None,
     headers: dict[str, str] | None = None,
+    *,
+    auth: bool = True,
     **args: str,
 ) -> urllib3.BaseHTTPResponse:
-    """A bare HTTP request, for what clickhouse-connect hides: statuses and headers."""
+    """A bare HTTP request, for what clickhouse-connect hides: statuses and headers (as the writer)."""
     params = {"query": query, **args} if query else args
+    if auth and not (headers or {}).keys() & {"Authorization", "X-ClickHouse-User"} and "user" not in args:
+        writer = endpoint.credentials.writer
+        basic = base64.b64encode(f"{writer.name}:{writer.password}".encode()).decode()
+        headers = {**(headers or {}), "Authorization": f"Basic {basic}"}
     url = f"{endpoint.url}/?{urlencode(params)}"
     return urllib3.request(method, url, body=body, headers=headers, retries=False)
 
@@ -133,14 +145,14 @@ def test_parameters_are_bound_server_side(http: Client, store_client: Client, ta
     ).result_rows == [(0,)]
 
 
-def test_long_and_identifier_parameters(http: Client, store_client: Client, table: str) -> None:
+def test_long_and_identifier_parameters(http: Client, store_client: Client, endpoint: HttpEndpoint, table: str) -> None:
     store_client.command(f"CREATE TABLE {table} (v String) ENGINE = Memory")
     long_value = "x'\\\n" * 3000  # over clickhouse-connect's URL limit: sent as a multipart form
     rows = http.query("SELECT {v:String}, length({v:String})", parameters={"v": long_value}).result_rows
     assert rows == [(long_value, len(long_value))]
     assert http.query("SELECT count() FROM {t:Identifier}", parameters={"t": table}).result_rows == [(0,)]
     form = clickhouse_connect.get_client(
-        host="127.0.0.1", port=http.url.rsplit(":", 1)[1], form_encode_query_params=True
+        host="127.0.0.1", port=endpoint.address[1], form_encode_query_params=True, **login(endpoint)
     )
     assert form.query("SELECT {v:String}", parameters={"v": HOSTILE[4]}).result_rows == [(HOSTILE[4],)]
 
@@ -158,7 +170,7 @@ def test_insert_over_http_is_read_by_the_owner(http: Client, store_client: Clien
 def test_compression(store_client: Client, table: str, compress: bool | str) -> None:
     store_client.command(f"CREATE TABLE {table} (a UInt64, s String) ENGINE = MergeTree ORDER BY a")
     with HttpEndpoint(store_client, port=0, compress_responses=True) as ep:
-        client = clickhouse_connect.get_client(host="127.0.0.1", port=ep.address[1], compress=compress)
+        client = clickhouse_connect.get_client(host="127.0.0.1", port=ep.address[1], compress=compress, **login(ep))
         client.insert(table, [[i, f"s{i}"] for i in range(50_000)], column_names=["a", "s"])
         assert client.query(f"SELECT sum(a), max(s) FROM {table}").result_rows == [(sum(range(50_000)), "s9999")]
         assert client.query_np(f"SELECT a FROM {table} ORDER BY a")[:, 0].tolist() == list(range(50_000))
@@ -212,20 +224,22 @@ def test_settings_apply_to_one_query_only(http: Client, store_client: Client, ta
 
 def test_sessions_keep_state_and_plain_requests_do_not(endpoint: HttpEndpoint) -> None:
     port = endpoint.address[1]
-    first = clickhouse_connect.get_client(host="127.0.0.1", port=port)
-    other = clickhouse_connect.get_client(host="127.0.0.1", port=port)
+    first = clickhouse_connect.get_client(host="127.0.0.1", port=port, **login(endpoint))
+    other = clickhouse_connect.get_client(host="127.0.0.1", port=port, **login(endpoint))
     first.command("SET max_threads = 1")
     first.command("CREATE TEMPORARY TABLE tmp_session (a UInt8)")
     assert first.command("SELECT getSetting('max_threads')") == 1
     assert first.command("EXISTS TEMPORARY TABLE tmp_session") == 1
     assert other.command("SELECT getSetting('max_threads')") != 1
-    plain = clickhouse_connect.get_client(host="127.0.0.1", port=port, autogenerate_session_id=False)
+    plain = clickhouse_connect.get_client(host="127.0.0.1", port=port, autogenerate_session_id=False, **login(endpoint))
     plain.command("SET max_threads = 1")
     assert all(plain.command("SELECT getSetting('max_threads')") != 1 for _ in range(5))
 
 
 def test_plain_requests_leave_no_state_and_server_files_stay_out_of_reach(endpoint: HttpEndpoint) -> None:
-    plain = clickhouse_connect.get_client(host="127.0.0.1", port=endpoint.address[1], autogenerate_session_id=False)
+    plain = clickhouse_connect.get_client(
+        host="127.0.0.1", port=endpoint.address[1], autogenerate_session_id=False, **login(endpoint)
+    )
     plain.command("CREATE TEMPORARY TABLE tmp_plain (a UInt8)")
     assert all(plain.command("EXISTS TEMPORARY TABLE tmp_plain") == 0 for _ in range(3))
     for sql in ("SELECT 1 INTO OUTFILE '/tmp/fleetlog-endpoint-test'", "INSERT INTO t FROM INFILE '/etc/passwd'"):
@@ -238,7 +252,9 @@ def test_database_argument(http: Client, store_client: Client, endpoint: HttpEnd
     store_client.command(f"CREATE DATABASE {database}")
     try:
         store_client.command(f"CREATE TABLE {database}.t (a UInt8) ENGINE = Memory")
-        scoped = clickhouse_connect.get_client(host="127.0.0.1", port=endpoint.address[1], database=database)
+        scoped = clickhouse_connect.get_client(
+            host="127.0.0.1", port=endpoint.address[1], database=database, **login(endpoint)
+        )
         scoped.insert("t", [[7]], column_names=["a"])
         assert scoped.query("SELECT a, currentDatabase() FROM t").result_rows == [(7, database)]
         assert http.query("SELECT currentDatabase()").result_rows == [("default",)]
@@ -265,32 +281,30 @@ def test_wire_details(endpoint: HttpEndpoint, store_client: Client, table: str) 
     assert store_client.query(f"SELECT a, s FROM {table} ORDER BY a").result_rows == [(1, "x"), (2, "y"), (3, "z")]
 
 
-def test_authentication(store_client: Client) -> None:
-    with HttpEndpoint(store_client, port=0, password="s3cret") as ep:
-        port = ep.address[1]
-        good = clickhouse_connect.get_client(host="127.0.0.1", port=port, username="default", password="s3cret")
-        assert good.command("SELECT 1") == 1
-        with pytest.raises(DatabaseError, match="Authentication failed"):
-            clickhouse_connect.get_client(host="127.0.0.1", port=port, username="default", password="wrong")
-        with pytest.raises(DatabaseError, match="Authentication failed"):
-            clickhouse_connect.get_client(host="127.0.0.1", port=port, username="other", password="s3cret")
-        response = raw(ep, body="SELECT 1")
-        assert response.status == 403 and response.headers["X-ClickHouse-Exception-Code"] == "516"
-        assert (
-            raw(ep, body="SELECT 1", headers={"X-ClickHouse-User": "default", "X-ClickHouse-Key": "s3cret"}).data
-            == b"1\n"
-        )
-        assert raw(ep, body="SELECT 1", user="default", password="s3cret").data == b"1\n"
-        basic = "Basic " + base64.b64encode(b"default:s3cret").decode()
-        assert raw(ep, body="SELECT 1", headers={"Authorization": basic}).data == b"1\n"
-        assert urllib3.request("GET", ep.url + "/ping").data == b"Ok.\n"
+def test_authentication(endpoint: HttpEndpoint) -> None:
+    """Everywhere clickhouse-server reads credentials; anything else is 401 (the attacks: tests/security)."""
+    port, writer = endpoint.address[1], endpoint.credentials.writer
+    good = clickhouse_connect.get_client(host="127.0.0.1", port=port, **login(endpoint, "reader"))
+    assert good.command("SELECT 1") == 1
+    with pytest.raises(DatabaseError, match="Authentication failed"):
+        clickhouse_connect.get_client(host="127.0.0.1", port=port, username=writer.name, password="wrong")
+    with pytest.raises(DatabaseError, match="Authentication failed"):
+        clickhouse_connect.get_client(host="127.0.0.1", port=port, username="default", password=writer.password)
+    response = raw(endpoint, body="SELECT 1", auth=False)
+    assert response.status == 401 and response.headers["X-ClickHouse-Exception-Code"] == "516"
+    key = {"X-ClickHouse-User": writer.name, "X-ClickHouse-Key": writer.password}
+    assert raw(endpoint, body="SELECT 1", headers=key).data == b"1\n"
+    assert raw(endpoint, body="SELECT 1", user=writer.name, password=writer.password).data == b"1\n"
+    basic = "Basic " + base64.b64encode(f"{writer.name}:{writer.password}".encode()).decode()
+    assert raw(endpoint, body="SELECT 1", headers={"Authorization": basic}).data == b"1\n"
+    assert urllib3.request("GET", endpoint.url + "/ping").data == b"Ok.\n"
 
 
-def test_refuses_network_host_without_password(store_client: Client) -> None:
-    with pytest.raises(ValueError, match="password"):
-        HttpEndpoint(store_client, host="0.0.0.0")
-    HttpEndpoint(store_client, host="0.0.0.0", password="x")  # allowed, not started
-    HttpEndpoint(store_client, host="localhost")
+def test_an_endpoint_without_given_credentials_makes_its_own(store_client: Client) -> None:
+    first, second = HttpEndpoint(store_client, port=0), HttpEndpoint(store_client, host="0.0.0.0", port=0)
+    assert first.credentials.writer.password != second.credentials.writer.password
+    assert len(first.credentials.reader.password) >= 40
+    assert first.credentials.writer.password not in repr(first.credentials)
 
 
 def test_concurrent_queries_while_inserting(store_client: Client, endpoint: HttpEndpoint, table: str) -> None:
@@ -299,7 +313,7 @@ def test_concurrent_queries_while_inserting(store_client: Client, endpoint: Http
     done = threading.Event()
 
     def reader() -> None:
-        client = clickhouse_connect.get_client(host="127.0.0.1", port=endpoint.address[1])
+        client = clickhouse_connect.get_client(host="127.0.0.1", port=endpoint.address[1], **login(endpoint))
         last = 0
         try:
             while not done.is_set():

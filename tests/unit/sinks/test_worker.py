@@ -88,7 +88,8 @@ def test_a_store_gone_away_is_retriable(store, tmp_path) -> None:
         pytest.skip("an in-process store cannot go away")
     endpoint = HttpEndpoint(store.owner, port=0)
     endpoint.start()
-    client = connect(f"{endpoint.url}/{store.owner.database}")
+    writer = endpoint.credentials.writer
+    client = connect(f"http://{writer.name}:{writer.password}@127.0.0.1:{endpoint.address[1]}/{store.owner.database}")
     endpoint.stop()
     with pytest.raises(StoreUnavailable):
         SinkWorker(Settings(home=tmp_path), client)._insert([good(0)])

@@ -21,7 +21,7 @@ from fleetlog.ui.server import check_binding
 
 @pytest.fixture(scope="module")
 def http(query_store):
-    with TestClient(create_app(query_store.settings)) as client:
+    with TestClient(create_app(query_store.settings), base_url="http://127.0.0.1") as client:
         yield client
 
 
@@ -131,7 +131,8 @@ def test_index_serves_the_built_page_or_says_how_to_build_it(http, monkeypatch, 
 
 
 def test_token_gate(query_store):
-    with TestClient(create_app(query_store.settings, token="s3cret"), follow_redirects=False) as client:
+    app = create_app(query_store.settings, token="s3cret")
+    with TestClient(app, base_url="http://127.0.0.1", follow_redirects=False) as client:
         assert client.get("/api/health").status_code == 401
         assert client.get("/api/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.get("/api/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200

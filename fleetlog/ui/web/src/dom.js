@@ -6,6 +6,13 @@ export function h(tag, attrs = {}, ...children) {
     if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
     else if (key === "dataset") Object.assign(el.dataset, value);
     else if (key === "className") el.className = value;
+    // Through CSSOM: the Content-Security-Policy blocks style attributes, not el.style.
+    else if (key === "style") {
+      for (const decl of String(value).split(";")) {
+        const at = decl.indexOf(":");
+        if (at > 0) el.style.setProperty(decl.slice(0, at).trim(), decl.slice(at + 1).trim());
+      }
+    }
     else el.setAttribute(key, value === true ? "" : value);
   }
   for (const child of children.flat(Infinity)) {

@@ -119,7 +119,7 @@ async function renderExtras(el, runId) {
     el.append(
       section(
         "Tables",
-        h("ul", { className: "links" }, tables.tables.map((t) => h("li", {}, h("a", { href: "javascript:void 0", onclick: () => open(t.name) }, t.name), ` ${t.type}${t.records > 1 ? ` · ${t.records} rows` : ""}`))),
+        h("ul", { className: "links" }, tables.tables.map((t) => h("li", {}, h("a", { href: "#", onclick: (e) => (e.preventDefault(), open(t.name)) }, t.name), ` ${t.type}${t.records > 1 ? ` · ${t.records} rows` : ""}`))),
         shown,
       ),
     );
