@@ -1,7 +1,7 @@
 """Which codecs to use for metric_points: bytes per point per column, measured in chDB.
 
 Run: ``python -m bench.codecs`` (in-process chDB, a temp store).  The schema's
-choices (sinks/schema.py) come from this table.
+choices (fleetlog/store/schema.py) come from this table.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ LATEST = (
 
 def build_store(*, home: str, big_points: int) -> dict[str, Any]:
     """Fill the store; returns its point count and how long building took."""
-    from fleetlog.sinks.store import open_store
+    from fleetlog.store.client import open_store
 
     started = time.perf_counter()
     client = open_store(f"chdb://{home}/store")

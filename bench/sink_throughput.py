@@ -15,7 +15,7 @@ With ``--kafka`` it also times the whole sink -- a ``SinkWorker`` consuming a ba
 those records from a local broker, committing as it goes -- on both backends.
 
 Storage is the real ``metric_points`` schema (all six columns, codecs as in
-sinks/schema.py), one run per series, after ``OPTIMIZE ... FINAL``.
+fleetlog/store/schema.py), one run per series, after ``OPTIMIZE ... FINAL``.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ from pathlib import Path
 
 import numpy as np
 from fleetlog.sinks.rows import Record
-from fleetlog.sinks.store import open_store
 from fleetlog.sinks.worker import SinkWorker
 
 from bench.series import SERIES
 from fleetlog.config import Settings
 from fleetlog.events import Envelope, Source, encode_metrics
 from fleetlog.localkafka import free_port
+from fleetlog.store.client import open_store
 
 POINTS_PER_RECORD = 10_000
 

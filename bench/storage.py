@@ -40,7 +40,8 @@ def _dir_bytes(path: Path) -> int:
 
 def clickhouse_bytes(*, home: str, points: int) -> dict[str, Any]:
     import pyarrow as pa
-    from fleetlog.sinks.store import open_store
+
+    from fleetlog.store.client import open_store
 
     client = open_store(f"chdb://{home}/store")
     out: dict[str, Any] = {}

@@ -11,7 +11,7 @@ processes agree on one pair). Every fleetlog process of the same user finds them
 ``FLEETLOG_STORE_WRITER_PASSWORD`` / ``FLEETLOG_STORE_READER_PASSWORD`` override them.
 
 The users are fixed: ``fleetlog_writer`` may insert and run migrations, ``fleetlog_reader``
-is read-only in the engine (``readonly = 1`` on its handles, see ``fleetlog.sinks._engine``).
+is read-only in the engine (``readonly = 1`` on its handles, see ``fleetlog.store.endpoint._engine``).
 ``FLEETLOG_HTTP_PASSWORD`` (one optional password, required only off loopback) is gone:
 its job is the writer password's now.
 """

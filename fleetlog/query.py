@@ -85,7 +85,7 @@ def reader_url(settings: Settings) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _client(url: str) -> Client:
-    from fleetlog.sinks.store import connect
+    from fleetlog.store.client import connect
 
     reader = connect(url)
     # Readers keep no server-side state; without a session id one client serves many threads at once

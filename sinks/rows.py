@@ -28,9 +28,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from fleetlog.sinks._event_rows import MAX_TEXT, ROW_BUILDERS, TIME_COLUMNS
-from fleetlog.sinks.schema import DERIVED_TABLES
 
 from fleetlog.events import DictColumn, Envelope, InvalidEvent, Record, check_from_sdk, decode
+from fleetlog.store.schema import DERIVED_TABLES
 
 __all__ = ["Record", "StreamKey", "TableBuilder"]
 

@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fleetlog.sinks.store import open_store, schema_options
 from fleetlog.sinks.worker import SinkWorker
 
 from fleetlog._private import private_dir
 from fleetlog.config import Settings, mask_url
 from fleetlog.credentials import load_credentials, store_url
+from fleetlog.store.client import open_store, schema_options
 from fleetlog.topics import ensure_topics
 
 __all__ = ["run_sink"]
@@ -45,7 +45,7 @@ def run_sink(
     log.info("sink writing to %s", mask_url(url))
     endpoint = None
     if serve_http and settings.is_embedded_store:
-        from fleetlog.sinks.endpoint import HttpEndpoint, query_limits
+        from fleetlog.store.endpoint import HttpEndpoint, query_limits
 
         endpoint = HttpEndpoint(
             store,

@@ -24,7 +24,7 @@ always sees the intents of the batches its last owner wrote.
 Batches are cut per partition by rows, bytes and age (:mod:`.batching`); one
 poll returns at most ``max_poll_records`` records of at most ``fetch_max_bytes``.
 
-Errors (classified once, in :func:`fleetlog.sinks.store.classify`):
+Errors (classified once, in :func:`fleetlog.store.client.classify`):
 
 * a record that cannot be decoded or converted -- whatever the exception -- is a
   dead letter with the reason (:class:`~fleetlog.sinks.rows.TableBuilder`), and so
@@ -54,10 +54,10 @@ from aiokafka.structs import OffsetAndMetadata
 from clickhouse_connect.driver.client import Client
 from fleetlog.sinks.batching import Backoff, BatchLimits, PartitionBuffer, batch_token
 from fleetlog.sinks.rows import Record, StreamKey, TableBuilder
-from fleetlog.sinks.store import DataRejected, classify
 
 from fleetlog.config import Settings
 from fleetlog.errors import StoreError
+from fleetlog.store.client import DataRejected, classify
 
 __all__ = ["SinkWorker"]
 

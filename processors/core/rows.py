@@ -1,4 +1,4 @@
-"""Derived rows as columns, shaped exactly like the ClickHouse tables in ``sinks/schema_derived.py``.
+"""Derived rows as columns, shaped exactly like the ClickHouse tables in ``fleetlog/store/schema_derived.py``.
 
 Columns are numpy arrays, dictionary columns (a run id or metric name repeated
 over many rows is one string plus an index per row, never a Python object per

@@ -16,10 +16,10 @@ import clickhouse_connect
 import pandas as pd
 import pytest
 from clickhouse_connect.driver.client import Client
-from fleetlog.sinks.endpoint import HttpEndpoint
-from fleetlog.sinks.store import migrate
 
 from fleetlog.config import Settings
+from fleetlog.store.client import migrate
+from fleetlog.store.endpoint import HttpEndpoint
 
 RUN_COLUMNS = [
     "run_id",

@@ -20,9 +20,10 @@ from urllib.parse import quote
 import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.client import Client
-from fleetlog.sinks._http_limits import Limits
-from fleetlog.sinks.endpoint import HttpEndpoint
 from polling import wait_for
+
+from fleetlog.store.endpoint import HttpEndpoint
+from fleetlog.store.endpoint._limits import Limits
 
 try:
     from compression import zstd  # type: ignore[import-not-found]

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 from fleetlog.producers._spool import Frame, Spool
-from fleetlog.sinks._engine import HandlePool
-from fleetlog.sinks._http_handler import EndpointConfig
 
 import fleetlog
 from fleetlog._private import private_dir
@@ -20,6 +18,8 @@ from fleetlog.config import Settings, mask_url
 from fleetlog.credentials import StoreCredentials, credentials_path, load_credentials, store_url
 from fleetlog.script_run import ScriptRunConfig
 from fleetlog.stack import PROCESSOR, SINK, UI, LocalStack
+from fleetlog.store.endpoint._engine import HandlePool
+from fleetlog.store.endpoint._handler import EndpointConfig
 
 SECRETS = {
     "store_writer_password": "writer-secret-1",

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import chdb
 import pytest
-from fleetlog.sinks._engine import Handle
-from fleetlog.sinks._http_protocol import ClickHouseError
-from fleetlog.sinks._sandbox import check_insert, check_query
+
+from fleetlog.store.endpoint._engine import Handle
+from fleetlog.store.endpoint._protocol import ClickHouseError
+from fleetlog.store.endpoint._sandbox import check_insert, check_query
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,13 @@ import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
-from fleetlog.sinks._http_protocol import ClickHouseError
-from fleetlog.sinks.endpoint import HttpEndpoint, QueryLimits
 
 from fleetlog import query
 from fleetlog.config import Settings
 from fleetlog.credentials import StoreUser, load_credentials
 from fleetlog.localkafka import free_port
+from fleetlog.store.endpoint import HttpEndpoint, QueryLimits
+from fleetlog.store.endpoint._protocol import ClickHouseError
 
 ATTACK = "/?query=SELECT+*+FROM+file('/etc/hostname','LineAsString')"
 READONLY, TIMEOUT, MEMORY, AUTH = 164, 159, 241, 516

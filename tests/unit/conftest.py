@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from clickhouse_connect.driver.client import Client
-from fleetlog.sinks.endpoint import HttpEndpoint
-from fleetlog.sinks.store import migrate
 
 from fleetlog.config import Settings
+from fleetlog.store.client import migrate
+from fleetlog.store.endpoint import HttpEndpoint
 
 LONG_STEPS = 20_000
 

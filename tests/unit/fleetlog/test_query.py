@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from fleetlog.sinks.store import connect
 
 from fleetlog import query as q
 from fleetlog._series import nice_bucket
 from fleetlog.config import Settings
 from fleetlog.errors import RunNotFound, StoreUnavailable
+from fleetlog.store.client import connect
 
 
 @pytest.fixture

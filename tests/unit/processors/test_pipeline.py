@@ -15,10 +15,10 @@ from fleetlog.processors.core.lifecycle import parse_alert_rules
 from fleetlog.processors.emit import DEAD_LETTER_RUN, concat_columns, rows_messages
 from fleetlog.processors.pipeline import Pipeline, Record
 from fleetlog.sinks import rows as sink_rows
-from fleetlog.sinks.store import migrate
 from processor_helpers import T0, apply
 
 from fleetlog.events import DictColumn, Envelope, Source, decode, encode, encode_metrics
+from fleetlog.store.client import migrate
 
 
 def pipeline(engine=None) -> Pipeline:

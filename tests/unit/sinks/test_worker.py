@@ -13,14 +13,14 @@ import msgpack
 import numpy as np
 import pytest
 from aiokafka import TopicPartition
-from fleetlog.sinks.endpoint import HttpEndpoint
 from fleetlog.sinks.rows import Record
-from fleetlog.sinks.store import connect
 from fleetlog.sinks.worker import SinkWorker
 
 from fleetlog.config import Settings
 from fleetlog.errors import StoreUnavailable
 from fleetlog.events import Envelope, Source, encode, encode_metrics
+from fleetlog.store.client import connect
+from fleetlog.store.endpoint import HttpEndpoint
 
 NOW_MS = int(time.time() * 1000)
 

@@ -19,12 +19,11 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fleetlog.sinks.endpoint import HttpEndpoint, query_limits
-from fleetlog.sinks.store import connect
-
 from fleetlog._private import private_dir
 from fleetlog.config import Settings
 from fleetlog.credentials import load_credentials
+from fleetlog.store.client import connect
+from fleetlog.store.endpoint import HttpEndpoint, query_limits
 
 __all__ = ["serve_store", "store_path"]
 

@@ -29,13 +29,12 @@ from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from fleetlog.sinks._engine import HandlePool, QueryLimits
-from fleetlog.sinks._http_handler import EndpointConfig, RequestHandler
-from fleetlog.sinks._http_limits import Limits
-from fleetlog.sinks._http_protocol import ClickHouseError
-
 from fleetlog._browser import HostPolicy
 from fleetlog.credentials import StoreCredentials
+from fleetlog.store.endpoint._engine import HandlePool, QueryLimits
+from fleetlog.store.endpoint._handler import EndpointConfig, RequestHandler
+from fleetlog.store.endpoint._limits import Limits
+from fleetlog.store.endpoint._protocol import ClickHouseError
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver import Client
@@ -147,7 +146,7 @@ class HttpEndpoint:
     Browsers are no clients of the endpoint: a request that carries an ``Origin``, comes
     from another site (``Sec-Fetch-Site``) or names a ``Host`` the endpoint is not bound
     to is refused (403) before anything runs (see :mod:`fleetlog._browser`). ``limits``
-    (:class:`~fleetlog.sinks._http_limits.Limits`; set it before ``start``) bounds
+    (:class:`~fleetlog.store.endpoint._limits.Limits`; set it before ``start``) bounds
     connections, the time a request head may take and the decompressed body size.
     """
 

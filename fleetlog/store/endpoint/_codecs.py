@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from typing import Final, Protocol
 
 import lz4.frame
-from fleetlog.sinks._http_protocol import ClickHouseError
+
+from fleetlog.store.endpoint._protocol import ClickHouseError
 
 try:  # Python 3.14 ships zstd; before that clickhouse-connect depends on the backport.
     from compression import zstd  # type: ignore[import-not-found]

@@ -24,8 +24,16 @@ import pytest
 import urllib3
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
-from fleetlog.sinks._sqlscan import NEED_MORE, InsertHead, output_format, split_insert, with_infile, with_output_format
-from fleetlog.sinks.endpoint import HttpEndpoint
+
+from fleetlog.store.endpoint import HttpEndpoint
+from fleetlog.store.endpoint._sqlscan import (
+    NEED_MORE,
+    InsertHead,
+    output_format,
+    split_insert,
+    with_infile,
+    with_output_format,
+)
 
 HOSTILE = [
     "it's",
@@ -451,8 +459,8 @@ def _hold_session(pool, session_id: str, seconds: float) -> None:
 
 
 def test_a_sessions_next_request_waits_for_the_previous_one_to_finish(endpoint: HttpEndpoint, monkeypatch) -> None:
-    from fleetlog.sinks import _engine
-    from fleetlog.sinks._http_protocol import ClickHouseError
+    from fleetlog.store.endpoint import _engine
+    from fleetlog.store.endpoint._protocol import ClickHouseError
 
     pool = endpoint._pool
     _hold_session(pool, "s-next", 0.3)  # a handler still writing its reply

@@ -11,7 +11,7 @@ partitioned by time: ClickHouse only replaces rows within one partition.
 
 from __future__ import annotations
 
-from fleetlog.sinks.schema_types import Migration
+from fleetlog.store.schema_types import Migration
 
 __all__ = ["DERIVED_MIGRATIONS", "DERIVED_TABLES"]
 

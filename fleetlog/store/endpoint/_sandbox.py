@@ -34,8 +34,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from fleetlog.sinks._http_protocol import ClickHouseError
-from fleetlog.sinks._sqlscan import tokens
+from fleetlog.store.endpoint._protocol import ClickHouseError
+from fleetlog.store.endpoint._sqlscan import tokens
 
 Role = Literal["reader", "writer"]
 

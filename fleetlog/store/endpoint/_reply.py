@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar, Final
 
-from fleetlog.sinks._engine import Handle, engine_errors
-from fleetlog.sinks._http_codecs import Encoder, compress_all
-from fleetlog.sinks._http_limits import Limits
-from fleetlog.sinks._http_protocol import ClickHouseError
+from fleetlog.store.endpoint._codecs import Encoder, compress_all
+from fleetlog.store.endpoint._engine import Handle, engine_errors
+from fleetlog.store.endpoint._limits import Limits
+from fleetlog.store.endpoint._protocol import ClickHouseError
 
 # Control characters (CR and LF above all) in a header would let a value write headers of its own.
 _UNSAFE_HEADER: Final = re.compile(r"[\x00-\x1f\x7f]")

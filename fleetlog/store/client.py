@@ -25,10 +25,10 @@ from urllib.parse import unquote, urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
-from fleetlog.sinks.schema import MIGRATIONS, MIGRATIONS_TABLE, TTL_TABLES, SchemaOptions, render, retention_statements
 
 from fleetlog.config import mask_url
 from fleetlog.errors import ConfigError, StoreError, StoreUnavailable
+from fleetlog.store.schema import MIGRATIONS, MIGRATIONS_TABLE, TTL_TABLES, SchemaOptions, render, retention_statements
 
 __all__ = [
     "DEFAULT_DATABASE",

@@ -32,7 +32,7 @@ def serve(
 
     Sinks then write to it with FLEETLOG_CLICKHOUSE=http://HOST:PORT/fleetlog, as to a server.
     """
-    from fleetlog.sinks.serve import serve_store
+    from fleetlog.store.serve import serve_store
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings.from_env(http_host=host, http_port=port)
@@ -52,9 +52,8 @@ def credentials(
     import json
     from urllib.parse import urlsplit
 
-    from fleetlog.sinks.store import DEFAULT_DATABASE
-
     from fleetlog.credentials import is_local_store, load_credentials
+    from fleetlog.store.client import DEFAULT_DATABASE
 
     settings = Settings.from_env()
     if not (settings.is_embedded_store or is_local_store(settings.clickhouse_url, settings)):
@@ -84,9 +83,8 @@ def migrate(
     clickhouse: Annotated[Optional[str], typer.Option(help="store URL [FLEETLOG_CLICKHOUSE]")] = None,  # noqa: UP045
 ) -> None:
     """Apply pending schema migrations and the retention settings (what a sink does on start)."""
-    from fleetlog.sinks.store import open_store, schema_options
-
     from fleetlog.credentials import store_url
+    from fleetlog.store.client import open_store, schema_options
 
     settings = Settings.from_env(clickhouse_url=clickhouse)
     url = settings.clickhouse_url if settings.is_embedded_store else store_url(settings, "writer")
@@ -104,9 +102,9 @@ def ddl(
     database: Annotated[str, typer.Option(help="database of the cluster schema")] = "fleetlog",
 ) -> None:
     """Print the schema: single-node statements, or with --cluster what deploy/clickhouse/cluster.sql holds."""
-    from fleetlog.sinks.cluster import cluster_sql
-    from fleetlog.sinks.schema import MIGRATIONS, MIGRATIONS_TABLE, render
-    from fleetlog.sinks.store import schema_options
+    from fleetlog.store.client import schema_options
+    from fleetlog.store.cluster import cluster_sql
+    from fleetlog.store.schema import MIGRATIONS, MIGRATIONS_TABLE, render
 
     options = schema_options(Settings.from_env())
     if cluster is not None:

@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import chdb
-from fleetlog.sinks._http_protocol import ClickHouseError
-from fleetlog.sinks._sqlscan import with_infile
+
+from fleetlog.store.endpoint._protocol import ClickHouseError
+from fleetlog.store.endpoint._sqlscan import with_infile
 
 DEFAULT_DATABASE: Final = "default"
 Role = Literal["reader", "writer"]

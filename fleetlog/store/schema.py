@@ -27,8 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fleetlog.sinks.schema_derived import DERIVED_MIGRATIONS, DERIVED_TABLES
-from fleetlog.sinks.schema_types import Migration
+from fleetlog.store.schema_derived import DERIVED_MIGRATIONS, DERIVED_TABLES
+from fleetlog.store.schema_types import Migration
 
 __all__ = [
     "DERIVED_TABLES",

@@ -1,4 +1,4 @@
-"""The request side of :class:`fleetlog.sinks.endpoint.HttpEndpoint`'s handler.
+"""The request side of :class:`fleetlog.store.endpoint.HttpEndpoint`'s handler.
 
 One handler instance serves one keep-alive connection; each request takes a chDB handle
 (see ``_engine``), runs one statement on it and passes the engine's bytes, already in the
@@ -19,16 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 from urllib.parse import parse_qsl
 
-from fleetlog.sinks._engine import Handle, HandlePool
-from fleetlog.sinks._http_codecs import choose_encoding, decode_body
-from fleetlog.sinks._http_limits import DeadlineReader
-from fleetlog.sinks._http_protocol import ClickHouseError, RequestArgs, iter_body, parse_multipart, read_limited
-from fleetlog.sinks._http_reply import ReplyMixin, result_summary
-from fleetlog.sinks._sandbox import Role, check_insert, check_query
-from fleetlog.sinks._sqlscan import InsertHead, file_clause, output_format, read_head, with_output_format
-
 from fleetlog._browser import HostPolicy, refusal
 from fleetlog.credentials import StoreCredentials
+from fleetlog.store.endpoint._codecs import choose_encoding, decode_body
+from fleetlog.store.endpoint._engine import Handle, HandlePool
+from fleetlog.store.endpoint._limits import DeadlineReader
+from fleetlog.store.endpoint._protocol import ClickHouseError, RequestArgs, iter_body, parse_multipart, read_limited
+from fleetlog.store.endpoint._reply import ReplyMixin, result_summary
+from fleetlog.store.endpoint._sandbox import Role, check_insert, check_query
+from fleetlog.store.endpoint._sqlscan import InsertHead, file_clause, output_format, read_head, with_output_format
 
 log = logging.getLogger("fleetlog.sink.endpoint")
 

@@ -8,10 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
-from fleetlog.sinks.schema import MIGRATIONS, SchemaOptions
-from fleetlog.sinks.store import DataRejected, apply_retention, classify, migrate
 
 from fleetlog.errors import StoreError, StoreUnavailable
+from fleetlog.store.client import DataRejected, apply_retention, classify, migrate
+from fleetlog.store.schema import MIGRATIONS, SchemaOptions
 
 TOO_MANY_PARTS = "Code: 252. DB::Exception: Too many parts (300). Merges are processing significantly slower"
 TOO_MANY_PARTITIONS = "Code: 252. DB::Exception: Too many partitions for single INSERT block (more than 100)."

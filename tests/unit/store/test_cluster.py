@@ -7,8 +7,9 @@ from pathlib import Path
 
 import chdb
 import pytest
-from fleetlog.sinks.cluster import GLOBAL_TABLES, cluster_sql, cluster_statements
-from fleetlog.sinks.schema import DERIVED_TABLES, TABLES, SchemaOptions
+
+from fleetlog.store.cluster import GLOBAL_TABLES, cluster_sql, cluster_statements
+from fleetlog.store.schema import DERIVED_TABLES, TABLES, SchemaOptions
 
 DEPLOY = Path(__file__).parents[3] / "deploy" / "clickhouse"
 
@@ -22,7 +23,7 @@ def parser(tmp_path_factory: pytest.TempPathFactory):
 
 def test_committed_cluster_sql_is_the_generated_one() -> None:
     assert (DEPLOY / "cluster.sql").read_text() == cluster_sql(), (
-        "deploy/clickhouse/cluster.sql is stale: run `python -m fleetlog.sinks.cluster > deploy/clickhouse/cluster.sql`"
+        "deploy/clickhouse/cluster.sql is stale: run `python -m fleetlog.store.cluster > deploy/clickhouse/cluster.sql`"
     )
 
 
