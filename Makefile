@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install system-deps kafka-jars ui browser-deps screenshots demo test test-unit lint bench up down status clean
+.PHONY: install system-deps kafka-jars ui browser-deps screenshots config-docs perf-docs demo test test-unit lint bench up down status clean
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ browser-deps:
 screenshots: install kafka-jars ui browser-deps
 	FLEETLOG_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/integration/test_ui_browser.py
 
+# Regenerate docs/configuration.md from the settings' declarations (a unit test fails when it is stale).
+config-docs: install
+	$(BIN)/python -m fleetlog.config --markdown > docs/configuration.md
+
 demo: install kafka-jars ui
 	$(BIN)/fleetlog demo
 
@@ -74,6 +78,10 @@ $(BENCH_STAMP): pyproject.toml constraints.txt bench/constraints.txt
 
 bench: install kafka-jars $(BENCH_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Publish the last full `make bench` (bench/results/latest.json) into docs/performance.md's tables.
+perf-docs: install
+	$(BIN)/python -m bench.docs --publish
 
 up: install kafka-jars ui
 	$(BIN)/fleetlog up

@@ -56,7 +56,7 @@ class Deployment:
         reader = load_credentials(self.settings).reader
         return clickhouse_connect.get_client(
             host="127.0.0.1",
-            port=self.settings.http_port,
+            port=self.settings.store.http_port,
             database="fleetlog",
             send_receive_timeout=60,
             username=reader.name,
@@ -67,9 +67,9 @@ class Deployment:
         return {
             **os.environ,
             "FLEETLOG_HOME": str(home),
-            "FLEETLOG_KAFKA": self.settings.kafka_bootstrap,
+            "FLEETLOG_KAFKA_BOOTSTRAP": self.settings.kafka.bootstrap,
             "FLEETLOG_TOPIC_PREFIX": self.prefix,
-            "FLEETLOG_TELEMETRY_INTERVAL": "0",
+            "FLEETLOG_TELEMETRY_INTERVAL_SECONDS": "0",
             "FLEETLOG_OUTPUTS_DIR": "",
         }
 
@@ -78,7 +78,7 @@ class Deployment:
 def deploy(root: Path, bootstrap: str, broker_pid: int | None, *, sinks: int, processors: int) -> Iterator[Deployment]:
     """Start ``sinks`` sinks and ``processors`` processors on fresh topics; stop them after."""
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    first = Settings(
+    first = Settings.build(
         home=root / f"{prefix}-0",
         kafka_bootstrap=bootstrap,
         topic_prefix=prefix,
@@ -91,11 +91,11 @@ def deploy(root: Path, bootstrap: str, broker_pid: int | None, *, sinks: int, pr
     for i in range(1, max(sinks, processors)):
         stacks.append(
             LocalStack(
-                Settings(
+                Settings.build(
                     home=root / f"{prefix}-{i}",
                     kafka_bootstrap=bootstrap,
                     topic_prefix=prefix,
-                    clickhouse_url=f"http://{writer.name}:{writer.password}@127.0.0.1:{first.http_port}/fleetlog",
+                    clickhouse_url=f"http://{writer.name}:{writer.password}@127.0.0.1:{first.store.http_port}/fleetlog",
                     http_port=free_port(),
                     ui_port=free_port(),
                     telemetry_interval_seconds=0,
@@ -186,11 +186,11 @@ def _lags(dep: Deployment) -> tuple[int, int]:
 
     s = dep.settings
     source = [s.metrics_topic, s.events_topic]
-    outputs = [s.derived_topic, s.dead_letter_topic, f"{s.topic_prefix}.alerts"]
+    outputs = [s.derived_topic, s.dead_letter_topic, f"{s.topics.prefix}.alerts"]
 
     async def both() -> tuple[dict[str, int], dict[str, int]]:
         return await asyncio.gather(
-            consumer_lag(s, f"{s.topic_prefix}-processor", source), consumer_lag(s, "fleetlog-sink", source + outputs)
+            consumer_lag(s, f"{s.topics.prefix}-processor", source), consumer_lag(s, "fleetlog-sink", source + outputs)
         )
 
     processor, sink = asyncio.run(both())

@@ -59,7 +59,7 @@ def fleet(spec: dict) -> dict:
         mats.append(np.stack([series[n] for n in names], axis=1))
         runs.append(exp.start_logging(run_id=f"{spec['prefix']}-{i}", telemetry=False))
     per_step = len(names) * len(runs)
-    bound = exp.settings.max_buffer_points // 2
+    bound = exp.settings.sdk.max_buffer_points // 2
     rate = spec.get("rate", 0)
     waited = 0.0
     _wait_for(spec["start_at"])

@@ -67,7 +67,7 @@ def fleetlog_hot(*, bootstrap: str, topic_prefix: str, home: str, calls: int, re
     import fleetlog
     from fleetlog.config import Settings
 
-    settings = Settings(
+    settings = Settings.build(
         home=Path(home),
         kafka_bootstrap=bootstrap,
         topic_prefix=topic_prefix,
@@ -146,7 +146,7 @@ def fleetlog_hot(*, bootstrap: str, topic_prefix: str, home: str, calls: int, re
         "floor_single_max_ns": float(floor_single.max()),
         "peak_extra_rss_mib": (max(peak) - rss0) / 2**20,
         "rss_after_each_rep_mib": [(r - rss0) / 2**20 for r in peak[1:]],
-        "buffer_bound_mib": settings.max_buffer_points * 28 / 2**20,
+        "buffer_bound_mib": settings.sdk.max_buffer_points * 28 / 2**20,
         "dropped": dropped,
         "durable": durable,
         "final_flush_seconds": flush_seconds,
@@ -167,7 +167,7 @@ def fleetlog_burst(*, bootstrap: str, topic_prefix: str, home: str, seconds: flo
     import fleetlog
     from fleetlog.config import Settings
 
-    settings = Settings(
+    settings = Settings.build(
         home=Path(home),
         kafka_bootstrap=bootstrap,
         topic_prefix=topic_prefix,

@@ -118,7 +118,7 @@ def read_queries(*, home: str, http_port: int, reps: int) -> dict[str, Any]:
     import fleetlog.query as q
     from fleetlog.config import Settings
 
-    settings = Settings(home=home, http_port=http_port)
+    settings = Settings.build(home=home, http_port=http_port)
     client = q.client(settings)
     out: dict[str, Any] = {}
 

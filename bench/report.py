@@ -1,4 +1,4 @@
-"""The results table: one line per figure while running, a Markdown table at the end (README's)."""
+"""The results table: one line per figure while running, a Markdown table at the end (docs/performance.md's)."""
 
 from __future__ import annotations
 

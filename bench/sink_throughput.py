@@ -2,9 +2,9 @@
 
 Run: ``python -m bench.sink_throughput [--points 2000000] [--batch-rows 200000]``
 
-Throughput is the sink's store side as the worker runs it per batch -- write the
-intent, decode the Kafka records, build Arrow columns, insert with the batch's
-deduplication token -- timed over pre-encoded records (10,000 points a record, as
+Throughput is the sink's store side, ``ClickHouseSink.write`` as the worker calls it,
+one batch a call -- write the intent, decode the Kafka records, build Arrow columns,
+insert with the batch's deduplication token -- timed over pre-encoded records (10,000 points a record, as
 the SDK sends them), so Kafka's own speed is not in the figure:
 
 * ``chdb``: the embedded store in the sink's process (``chdb:///path``);
@@ -30,11 +30,14 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from fleetlog.sinks.base import Batch
+from fleetlog.sinks.clickhouse import ClickHouseSink
 from fleetlog.sinks.rows import Record
 from fleetlog.sinks.worker import SinkWorker
 
 from bench.series import SERIES
 from fleetlog.config import Settings
+from fleetlog.credentials import store_url
 from fleetlog.events import Envelope, Source, encode_metrics
 from fleetlog.localkafka import free_port
 from fleetlog.store.client import open_store
@@ -78,14 +81,13 @@ def throughput(url: str, recs: list[Record], batch_rows: int) -> tuple[float, fl
     """
     client = open_store(url)
     client.command("TRUNCATE TABLE IF EXISTS metric_points")
-    worker = SinkWorker(Settings(home=Path(tempfile.mkdtemp())), client)
+    sink = ClickHouseSink(Settings(home=Path(tempfile.mkdtemp())), client)
     work = batches(recs, batch_rows)
     started, cpu = time.perf_counter(), time.process_time()
     for batch in work:
-        worker._write_intents([batch])
-        worker._insert(batch)
+        sink.write([Batch(batch)])
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    points = worker.stats["points_inserted"]
+    points = sink.stats["points_inserted"]
     assert client.query("SELECT count() FROM metric_points").result_rows[0][0] == points
     client.close()
     return points / elapsed, cpu / points * 1e6
@@ -102,7 +104,11 @@ def serve(path: str) -> tuple[subprocess.Popen, str]:
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1):
-                return proc, f"http://127.0.0.1:{port}/fleetlog"
+                # The served store asks for the home's credentials, as a sink's writer logs in.
+                home = Settings.build(
+                    home=Path(path), http_port=port, clickhouse_url=f"http://127.0.0.1:{port}/fleetlog"
+                )
+                return proc, store_url(home, "writer")
         except OSError:
             time.sleep(0.2)
     proc.kill()
@@ -119,7 +125,7 @@ def kafka_throughput(url: str, recs: list[Record], bootstrap: str) -> tuple[floa
 
     from fleetlog.topics import ensure_topics
 
-    settings = Settings(
+    settings = Settings.build(
         home=Path(tempfile.mkdtemp()), kafka_bootstrap=bootstrap, topic_prefix=f"b{uuid.uuid4().hex[:8]}"
     )
     client = open_store(url)
@@ -135,7 +141,7 @@ def kafka_throughput(url: str, recs: list[Record], bootstrap: str) -> tuple[floa
         finally:
             await producer.stop()
         total = len(recs) * POINTS_PER_RECORD
-        worker = SinkWorker(settings, client)
+        worker = SinkWorker(settings, ClickHouseSink(settings, client))
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
         while not worker.stats["records_received"]:  # joined the group and fetched: start the clock
@@ -169,7 +175,7 @@ def storage(url: str, points: int) -> dict[str, float]:
                 encode_metrics(env, ["loss"], np.zeros(points, np.uint32), steps, ts, values, max_bytes=1 << 30)
             )
         ]
-        SinkWorker(Settings(home=Path(tempfile.mkdtemp())), client)._insert(recs)
+        ClickHouseSink(Settings(home=Path(tempfile.mkdtemp())), client).write([Batch(recs)])
         client.command("OPTIMIZE TABLE metric_points FINAL")
         nbytes = client.query(
             "SELECT sum(data_compressed_bytes) FROM system.parts "

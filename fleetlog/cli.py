@@ -28,7 +28,7 @@ kafka_app = typer.Typer(help="The local Kafka broker (KRaft, from Maven Central'
 app.add_typer(kafka_app, name="kafka")
 console = Console()
 
-KafkaOpt = Annotated[Optional[str], typer.Option("--kafka", help="bootstrap servers [FLEETLOG_KAFKA]")]  # noqa: UP045
+KafkaOpt = Annotated[Optional[str], typer.Option("--kafka", help="bootstrap servers [FLEETLOG_KAFKA_BOOTSTRAP]")]  # noqa: UP045
 HomeOpt = Annotated[Optional[str], typer.Option("--home", help="state directory [FLEETLOG_HOME]")]  # noqa: UP045
 
 
@@ -66,7 +66,7 @@ def kafka_status(home: HomeOpt = None, kafka: KafkaOpt = None) -> None:
 def sink(
     home: HomeOpt = None,
     kafka: KafkaOpt = None,
-    clickhouse: Annotated[Optional[str], typer.Option(help="store URL [FLEETLOG_CLICKHOUSE]")] = None,  # noqa: UP045
+    clickhouse: Annotated[Optional[str], typer.Option(help="store URL [FLEETLOG_CLICKHOUSE_URL]")] = None,  # noqa: UP045
     group: Annotated[str, typer.Option(help="consumer group")] = "fleetlog-sink",
     http_port: Annotated[Optional[int], typer.Option(help="embedded endpoint port")] = None,  # noqa: UP045
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
@@ -104,9 +104,9 @@ def up(home: HomeOpt = None, kafka: KafkaOpt = None) -> None:
     with console.status("starting Kafka and the sink..."):
         stack.up()
     console.print(
-        f"up: Kafka {stack.settings.kafka_bootstrap}, ClickHouse endpoint {stack.settings.http_url} "
+        f"up: Kafka {stack.settings.kafka.bootstrap}, ClickHouse endpoint {stack.settings.store.http_url} "
         "(log in with `fleetlog store credentials --json`), "
-        f"dashboard {stack.settings.ui_url}"
+        f"dashboard {stack.settings.ui.url}"
     )
 
 
@@ -124,7 +124,7 @@ async def _lags(settings: Settings) -> dict[str, dict[str, int]]:
     raw = [settings.metrics_topic, settings.events_topic]
     return {
         "fleetlog-sink": await consumer_lag(settings, "fleetlog-sink", [*raw, settings.derived_topic]),
-        f"{settings.topic_prefix}-processor": await consumer_lag(settings, f"{settings.topic_prefix}-processor", raw),
+        f"{settings.topics.prefix}-processor": await consumer_lag(settings, f"{settings.topics.prefix}-processor", raw),
     }
 
 
@@ -137,7 +137,7 @@ def status(
     """Each component's pid, state and address, the topics, and consumer lag."""
     stack = _stack(home, kafka)
     report = stack.status()
-    report["clickhouse"] = mask_url(stack.settings.clickhouse_url)
+    report["clickhouse"] = mask_url(stack.settings.store.url)
     try:
         report["lag"] = asyncio.run(asyncio.wait_for(_lags(stack.settings), 10))
     except Exception as exc:  # status must answer even when Kafka does not

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text as RichText
 
 from fleetlog.config import Settings
+from fleetlog.events import RunStatus
 
 __all__ = ["register", "sparkline"]
 
@@ -82,9 +83,9 @@ def _pairs(items: list[str] | None, what: str) -> dict[str, str | None]:
 
 
 def _json(data: Any) -> None:
-    from fleetlog.ui.api import _clean
+    from fleetlog.jsonable import jsonable
 
-    sys.stdout.write(json.dumps(_clean(data), default=str) + "\n")
+    sys.stdout.write(json.dumps(jsonable(data), default=str) + "\n")
 
 
 def _cell(value: Any) -> str:
@@ -211,7 +212,7 @@ def show(
 
 
 def _status_style(status: str) -> str:
-    return {"Running": "blue", "Completed": "green", "Failed": "red"}.get(status, "yellow")
+    return {RunStatus.RUNNING: "blue", RunStatus.COMPLETED: "green", RunStatus.FAILED: "red"}.get(status, "yellow")
 
 
 def _duration(record: dict[str, Any]) -> str:

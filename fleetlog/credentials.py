@@ -119,9 +119,9 @@ def load_credentials(settings: Settings, *, create: bool = True) -> StoreCredent
     With ``create=False`` a missing file is a :class:`ConfigError` that says how to make one,
     unless both passwords come from the environment.
     """
-    if os.environ.get("FLEETLOG_HTTP_PASSWORD") and not settings.store_writer_password:
+    if os.environ.get("FLEETLOG_HTTP_PASSWORD") and not settings.store.writer_password:
         log.warning("FLEETLOG_HTTP_PASSWORD is no longer read: set FLEETLOG_STORE_WRITER_PASSWORD instead")
-    writer, reader = settings.store_writer_password, settings.store_reader_password
+    writer, reader = settings.store.writer_password, settings.store.reader_password
     if writer and reader:
         return StoreCredentials(StoreUser("writer", WRITER_USER, writer), StoreUser("reader", READER_USER, reader))
     path = credentials_path(settings.home)
@@ -179,7 +179,7 @@ def is_local_store(url: str, settings: Settings) -> bool:
         port = parts.port or 8123
     except ValueError:
         return False
-    return port == settings.http_port and is_loopback(parts.hostname)
+    return port == settings.store.http_port and is_loopback(parts.hostname)
 
 
 def store_url(settings: Settings, role: Role) -> str:
@@ -189,13 +189,13 @@ def store_url(settings: Settings, role: Role) -> str:
     local endpoint (``fleetlog store serve``) and carries no user gets this home's
     credentials. Any other URL (a ClickHouse server) is returned as it is.
     """
-    if settings.is_embedded_store:
+    if settings.store.is_embedded:
         user = load_credentials(settings).user(role)
-        host = f"[{settings.http_host}]" if ":" in settings.http_host else settings.http_host
-        return f"http://{_userinfo(user)}@{host}:{settings.http_port}"
-    parts = urlsplit(settings.clickhouse_url)
-    if parts.username or not is_local_store(settings.clickhouse_url, settings):
-        return settings.clickhouse_url
+        host = f"[{settings.store.http_host}]" if ":" in settings.store.http_host else settings.store.http_host
+        return f"http://{_userinfo(user)}@{host}:{settings.store.http_port}"
+    parts = urlsplit(settings.store.url)
+    if parts.username or not is_local_store(settings.store.url, settings):
+        return settings.store.url
     user = load_credentials(settings).user(role)
     return urlunsplit(parts._replace(netloc=f"{_userinfo(user)}@{parts.netloc}"))
 

@@ -1,19 +1,31 @@
-"""fleetlog's exceptions, drawn in one place.
+"""fleetlog's exceptions: the whole tree, drawn in this one place.
 
     FleetlogError                 root: catch this to catch everything fleetlog raises
-    ├── ConfigError               a setting is wrong; fix the environment or argument
+    ├── ConfigError               a setting is wrong; the message names the variable or flag
+    │                             (also a ValueError)
+    ├── InvalidEvent              bytes that are not a valid event; ``reason`` says why (also a
+    │                             ValueError). Stages dead-letter such a message, never retry it
     ├── StoreError                ClickHouse failed; ``retriable`` says whether to retry
-    │   └── StoreUnavailable      the store cannot be reached (retriable)
-    ├── RunNotFound               no run with that id in the store
-    └── InvalidEvent              (fleetlog.events) undecodable bytes; also a ValueError
+    │   ├── StoreUnavailable      the store cannot be reached (retriable)
+    │   ├── DataRejected          (fleetlog.store.client) the rows are refused and always will be:
+    │   │                         they go to ``dead_letters``
+    │   └── SinkBackpressure      (fleetlog.sinks.base) the store cannot take a batch now; read it
+    │                             again in ``retry_after_seconds``
+    ├── RunNotFound               no run with that id in the store (also a LookupError)
+    └── RunFailed                 (fleetlog.script_run) a submitted script exited with an error
 
-Argument errors at the SDK call site are plain ``TypeError``/``ValueError`` so
-that they read like any Python API's.
+Every class is defined where it is raised, but importable from here when it belongs to the
+base (this module, :mod:`fleetlog.events`, :mod:`fleetlog.config`), so that catching one never
+imports a heavy stage. ``retriable`` is the one flag a caller needs: ``True`` means the same
+call may succeed later.
+
+Argument errors at the SDK call site are plain ``TypeError``/``ValueError`` so that they read
+like any Python API's.
+
+This module imports nothing of fleetlog's: every other module may import it.
 """
 
 from __future__ import annotations
-
-from fleetlog.events import InvalidEvent
 
 __all__ = ["ConfigError", "FleetlogError", "InvalidEvent", "RunNotFound", "StoreError", "StoreUnavailable"]
 
@@ -26,6 +38,17 @@ class FleetlogError(Exception):
 
 class ConfigError(FleetlogError, ValueError):
     """A setting cannot work; the message names the variable or flag."""
+
+
+class InvalidEvent(FleetlogError, ValueError):
+    """The one error decoding untrusted bytes can raise; ``reason`` says why.
+
+    A ``ValueError`` too, so code written before it joined the tree still catches it.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class StoreError(FleetlogError):

@@ -2,13 +2,14 @@
 
 Producers only write; this facade adds what Azure ML's ``Run`` also reads
 (``get_metrics``, ``get_details``, ``get_children``...), resuming runs, script
-submission and ``Run.get_context()``.  Reads go through ``fleetlog.query``, so
-they work against the embedded store's endpoint and a ClickHouse server alike.
+submission and ``Run.get_context()``.  The reading itself is
+:mod:`fleetlog.query.handle`'s (one read side, against the embedded store's endpoint
+and a ClickHouse server alike); what this module adds is read-your-writes: a run
+this handle ended reads as ended though the store lags behind.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -16,11 +17,13 @@ from typing import Any
 
 import pandas as pd
 
-from fleetlog import query
-from fleetlog.config import Settings, mask_url
+from fleetlog.config import Settings
 from fleetlog.errors import FleetlogError, RunNotFound, StoreUnavailable
+from fleetlog.events import RunStatus
 from fleetlog.producers import experiment as _experiment
 from fleetlog.producers import run as _run
+from fleetlog.query import handle
+from fleetlog.ui.notebook import NotebookViews
 
 __all__ = ["Experiment", "Run"]
 
@@ -29,12 +32,8 @@ log = logging.getLogger("fleetlog")
 _CONTEXT: dict[str, Run] = {}
 
 
-def _sql(settings: Settings, text: str, **params: Any):
-    return query.sql(text, params, settings=settings)
-
-
-class Run(_run.Run):
-    """A run you log to and read back from (Azure ML's ``Run``)."""
+class Run(NotebookViews, _run.Run):
+    """A run you log to and read back from (Azure ML's ``Run``); in Jupyter, a live card."""
 
     _process: Any = None
 
@@ -44,14 +43,12 @@ class Run(_run.Run):
 
     # -- reading back ------------------------------------------------------------------
     def _store_record(self) -> dict[str, Any]:
-        df = _sql(self._settings, "SELECT * FROM runs FINAL WHERE run_id = {r:String}", r=self.id)
-        if df.empty:
-            raise RunNotFound(f"run {self.id!r} has not reached the store yet (is the sink running? `fleetlog up`)")
-        return df.iloc[0].to_dict()
+        missing = f"run {self.id!r} has not reached the store yet (is the sink running? `fleetlog up`)"
+        return handle.run_record(self.id, self._settings, missing=missing)
 
     def _ended_here(self) -> bool:
         """This handle ended the run (complete, fail, cancel, wait_for_completion): its own status is final."""
-        return self.ended_here and self.status in _run.RunStatus.TERMINAL
+        return self.ended_here and self.status in RunStatus.TERMINAL
 
     def _own_record(self) -> dict[str, Any]:
         """What this handle knows of its run, in the store's column names (read-your-writes)."""
@@ -83,7 +80,7 @@ class Run(_run.Run):
             if not self._ended_here():
                 raise
             return self._own_record()  # not there yet, or the store is restarting: this handle knows
-        if self._ended_here() and rec["status"] not in _run.RunStatus.TERMINAL:
+        if self._ended_here() and rec["status"] not in RunStatus.TERMINAL:
             own = self._own_record()
             rec.update({k: own[k] for k in ("status", "end_time", "error_type", "error_message", "error_traceback")})
         return rec
@@ -128,10 +125,7 @@ class Run(_run.Run):
         return details
 
     def _key_values(self, table: str) -> dict[str, Any]:
-        df = _sql(
-            self._settings, f"SELECT key, value, value_type FROM {table} FINAL WHERE run_id = {{r:String}}", r=self.id
-        )
-        return {k: _typed(v, t) for k, v, t in df.itertuples(index=False) if t != "deleted"}
+        return handle.key_values(self.id, table, self._settings)
 
     def get_tags(self) -> dict[str, Any]:
         return self._key_values("run_tags")
@@ -149,78 +143,23 @@ class Run(_run.Run):
         """
         if recursive:
             return {r.id: r.get_metrics(name, rank=rank) for r in [self, *self._descendants()]}
-        s = self._settings
-        out: dict[str, Any] = {}
-        points = _sql(
-            s,
-            "SELECT metric, arrayMap(x -> x.2, arraySort(groupArray((step, value)))) AS v "
-            "FROM metric_points WHERE run_id = {r:String} AND rank = {k:UInt32} "
-            "AND ({n:String} = '' OR metric = {n:String}) GROUP BY metric",
-            r=self.id,
-            k=rank,
-            n=name or "",
-        )
-        for metric, values in points.itertuples(index=False):
-            values = [float(v) for v in values]
-            out[metric] = values[0] if len(values) == 1 else values
-        records = _sql(
-            s,
-            "SELECT name, type, data FROM run_records WHERE run_id = {r:String} "
-            "AND ({n:String} = '' OR name = {n:String}) ORDER BY name, idx",
-            r=self.id,
-            n=name or "",
-        )
-        rows: dict[str, list[dict[str, Any]]] = {}
-        for rec_name, kind, data in records.itertuples(index=False):
-            value = json.loads(data)
-            if kind == "row":
-                rows.setdefault(rec_name, []).append(value)
-            else:
-                out[rec_name] = value
-        for rec_name, row_list in rows.items():
-            columns = list(dict.fromkeys(c for row in row_list for c in row))
-            out[rec_name] = {c: [row.get(c) for row in row_list] for c in columns}
-        images = _sql(
-            s,
-            "SELECT name, groupArray(uri) FROM run_artifacts FINAL WHERE run_id = {r:String} "
-            "AND kind = 'image' AND ({n:String} = '' OR name = {n:String}) GROUP BY name",
-            r=self.id,
-            n=name or "",
-        )
-        for img, uris in images.itertuples(index=False):
-            out[img] = uris[0] if len(uris) == 1 else list(uris)
-        return out
+        return handle.run_metrics(self.id, self._settings, name=name, rank=rank)
 
     def get_file_names(self) -> list[str]:
-        df = _sql(
-            self._settings,
-            "SELECT name FROM run_artifacts FINAL WHERE run_id = {r:String} AND kind = 'file' ORDER BY name",
-            r=self.id,
-        )
-        return list(df.get("name", []))
+        return handle.file_names(self.id, self._settings)
 
     def download_file(self, name: str, output_file_path: str | os.PathLike | None = None) -> Path:
-        df = _sql(
-            self._settings,
-            "SELECT uri FROM run_artifacts FINAL WHERE run_id = {r:String} AND name = {n:String}",
-            r=self.id,
-            n=name,
-        )
-        if df.empty:
+        uri = handle.artifact_uri(self.id, name, self._settings)
+        if uri is None:
             raise FileNotFoundError(f"run {self.id!r} has no file {name!r}; get_file_names() lists them")
         target = Path(output_file_path or Path(name).name)
         if target.is_dir():
             target = target / Path(name).name
-        self._artifacts.download(df["uri"].iloc[0], target)
+        self._artifacts.download(uri, target)
         return target
 
     def get_children(self) -> list[Run]:
-        df = _sql(
-            self._settings,
-            "SELECT run_id FROM runs FINAL WHERE parent_run_id = {r:String} ORDER BY start_time",
-            r=self.id,
-        )
-        return [type(self).get(rid, settings=self._settings) for rid in df.get("run_id", [])]
+        return [type(self).get(rid, settings=self._settings) for rid in handle.child_ids(self.id, self._settings)]
 
     def _descendants(self) -> list[Run]:
         out = []
@@ -242,10 +181,7 @@ class Run(_run.Run):
     def get(cls, run_id: str, *, settings: Settings | None = None) -> Run:
         """A handle on a run in the store: read it, or log more to it."""
         settings = settings or Settings.from_env()
-        df = _sql(settings, "SELECT * FROM runs FINAL WHERE run_id = {r:String}", r=run_id)
-        if df.empty:
-            raise RunNotFound(f"no run {run_id!r} in the store at {mask_url(query.reader_url(settings))}")
-        rec = df.iloc[0]
+        rec = handle.run_record(run_id, settings)
         exp = Experiment(str(rec["experiment"]), project=str(rec["project"]), settings=settings)
         run = exp._open_run(run_id=run_id, display_name=str(rec["name"]), parent_id=str(rec["parent_run_id"]))
         run.status = str(rec["status"])
@@ -266,7 +202,7 @@ class Run(_run.Run):
                 settings=settings,
             )
             run = exp._open_run(run_id=run_id, display_name=os.environ.get("FLEETLOG_RUN_NAME"))
-            run.status = _run.RunStatus.RUNNING
+            run.status = RunStatus.RUNNING
             run.start_time = float(os.environ.get("FLEETLOG_RUN_START", "0") or 0)
         else:
             settings = Settings.from_env(mode="offline")
@@ -293,47 +229,23 @@ class Experiment(_experiment.Experiment):
         if not getattr(self, "_resume_id", None):
             return
         try:
-            rec = _sql(self.settings, "SELECT start_time FROM runs FINAL WHERE run_id = {r:String}", r=run.id)
-            if rec.empty:
-                return
-            steps = _sql(
-                self.settings,
-                "SELECT metric, max(step) AS last FROM metric_points "
-                "WHERE run_id = {r:String} AND rank = {k:UInt32} GROUP BY metric",
-                r=run.id,
-                k=run.rank,
-            )
+            found = handle.last_steps(run.id, run.rank, self.settings)
         except Exception as exc:  # the store being down must not stop training
             log.warning("fleetlog could not look up run %r to resume it (%s); steps restart at 0", run.id, exc)
             return
-        run._metrics.resume_steps(dict(zip(steps["metric"], steps["last"].astype(int), strict=True)))
-        run._resumed_start = rec["start_time"].iloc[0].timestamp()  # type: ignore[attr-defined]
+        if found is None:
+            return
+        start, steps = found
+        run._metrics.resume_steps(steps)
+        run._resumed_start = start.timestamp()  # type: ignore[attr-defined]
 
     def get_runs(self) -> list[Run]:
         """This experiment's runs in the store, newest first."""
-        df = _sql(
-            self.settings,
-            "SELECT run_id FROM runs FINAL WHERE experiment = {e:String} AND project = {p:String} "
-            "ORDER BY start_time DESC",
-            e=self.name,
-            p=self.project,
-        )
-        return [Run.get(rid, settings=self.settings) for rid in df.get("run_id", [])]
+        ids = handle.experiment_run_ids(self.name, self.project, self.settings)
+        return [Run.get(rid, settings=self.settings) for rid in ids]
 
     def submit(self, config: Any, show_output: bool = False) -> Run:
         """Run a ``ScriptRunConfig`` as a child process logging into a new run."""
         from fleetlog.script_run import launch
 
         return launch(self, config, show_output=show_output)
-
-
-def _typed(value: str, kind: str) -> Any:
-    if kind == "int":
-        return int(value)
-    if kind == "float":
-        return float(value)
-    if kind == "bool":
-        return value == "true"
-    if kind == "null":
-        return None
-    return value

@@ -95,7 +95,7 @@ def child_env(settings: Settings) -> dict[str, str]:
     The SASL password goes along only when the SDK needs it to reach Kafka.
     """
     secrets = {"store_reader_password"}
-    if "SASL" in settings.kafka_security_protocol:
+    if "SASL" in settings.kafka.security_protocol:
         secrets.add("kafka_sasl_password")
     return settings.child_env(secrets=secrets)
 

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fleetlog import query
-from fleetlog.config import ENV_VARS, Settings
+from fleetlog.config import Settings
 from fleetlog.demo import FleetPlan, curves, launch
 from fleetlog.stack import LocalStack
 
@@ -46,7 +46,8 @@ def run_demo(settings: Settings, plan: FleetPlan, console: Console | None = None
     stack = LocalStack(settings)
     with console.status("starting Kafka and the sink (first run fetches Kafka's JARs from Maven Central)..."):
         stack.up()
-    console.print(f"[green]stack up[/]: Kafka {settings.kafka_bootstrap}, ClickHouse endpoint {settings.http_url}")
+    kafka, endpoint = settings.kafka.bootstrap, settings.store.http_url
+    console.print(f"[green]stack up[/]: Kafka {kafka}, ClickHouse endpoint {endpoint}")
     stamp = time.strftime("%H%M%S")
     run_ids = [plan.run_id(i, stamp) for i in range(plan.runs)]
     expected = plan.runs * plan.ranks * plan.steps * plan.metrics_per_step
@@ -91,7 +92,7 @@ def _run_examples(console: Console, settings: Settings) -> dict[str, str]:
     examples = Path(__file__).resolve().parents[1] / "examples"
     if not examples.is_dir():
         return {}
-    env = {**os.environ, **{var: str(getattr(settings, name)) for name, (var, _) in ENV_VARS.items()}}
+    env = {**os.environ, **settings.to_env()}
     statuses = {}
     for script in ("interactive.py", "submit.py"):
         console.rule(f"examples/{script}")
@@ -184,6 +185,6 @@ def _print_report(console: Console, settings: Settings, run_ids: list[str], figu
         "  fleetlog status --json\n"
         '  fleetlog sql "SELECT metric, count(), avg(value) FROM metric_points GROUP BY metric LIMIT 10"\n'
         f"  python -c \"import fleetlog.query as q; print(q.sql('SELECT * FROM runs FINAL'))\"\n"
-        f"  any ClickHouse client: {settings.http_url} (database fleetlog; `fleetlog store credentials --json`)\n"
+        f"  any ClickHouse client: {settings.store.http_url} (database fleetlog; `fleetlog store credentials --json`)\n"
         "  fleetlog down   # stop the broker and the sink"
     )

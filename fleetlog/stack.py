@@ -69,7 +69,7 @@ class LocalStack:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.run_dir = settings.state_dir
-        _, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
+        _, _, port = settings.kafka.bootstrap.split(",")[0].rpartition(":")
         self.kafka = LocalKafka(state_dir=settings.home / "kafka", port=int(port or 9092))
 
     def _pid_file(self, comp: Component) -> Path:
@@ -128,9 +128,9 @@ class LocalStack:
         raise RuntimeError(f"fleetlog {comp.name} not ready after {timeout_seconds}s; see {self.log_file(comp)}")
 
     def _ready(self, comp: Component) -> bool:
-        if comp is STORE or (comp is SINK and self.settings.is_embedded_store):
+        if comp is STORE or (comp is SINK and self.settings.store.is_embedded):
             try:
-                with urllib.request.urlopen(f"{self.settings.http_url}/ping", timeout=1) as resp:
+                with urllib.request.urlopen(f"{self.settings.store.http_url}/ping", timeout=1) as resp:
                     return resp.status == 200
             except OSError:
                 return False
@@ -172,10 +172,10 @@ class LocalStack:
 
     def address(self, comp: Component) -> str | None:
         """Where a component serves, if it serves anything."""
-        if comp is STORE or (comp is SINK and self.settings.is_embedded_store):
-            return self.settings.http_url
+        if comp is STORE or (comp is SINK and self.settings.store.is_embedded):
+            return self.settings.store.http_url
         if comp is UI:
-            return self.settings.ui_url
+            return self.settings.ui.url
         return None
 
     def status(self) -> dict[str, Any]:

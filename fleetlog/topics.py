@@ -28,9 +28,7 @@ def topic_names(settings: Settings) -> list[str]:
 
 async def ensure_topics(settings: Settings, *, timeout_seconds: float = 30.0) -> list[str]:
     """Create missing topics (partitions and replication from settings); return those created."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000, **settings.kafka_security()
-    )
+    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
     await asyncio.wait_for(admin.start(), timeout_seconds)
     try:
         existing = set(await admin.list_topics())
@@ -40,8 +38,8 @@ async def ensure_topics(settings: Settings, *, timeout_seconds: float = 30.0) ->
         new = [
             NewTopic(
                 name=t,
-                num_partitions=settings.topic_partitions,
-                replication_factor=settings.topic_replication,
+                num_partitions=settings.topics.partitions,
+                replication_factor=settings.topics.replication,
                 topic_configs={"max.message.bytes": str(10 << 20)},
             )
             for t in missing

@@ -38,17 +38,17 @@ _TOPIC_CONFIG = {"max.message.bytes": str(10 << 20)}
 
 def app_id(settings: Settings) -> str:
     """Faust app id: the consumer group and the prefix of the changelog topics."""
-    return f"{settings.topic_prefix}-processor"
+    return f"{settings.topics.prefix}-processor"
 
 
 def faust_settings(settings: Settings, *, partitions: int) -> dict[str, Any]:
     """Everything Faust is told, converted to its units here and nowhere else."""
     return {
-        "broker": [f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        "broker": [f"kafka://{host}" for host in settings.kafka.bootstrap.split(",")],
         "store": "memory://",
         "datadir": str(settings.state_dir / "processor"),
         "topic_partitions": partitions,
-        "topic_replication_factor": settings.topic_replication,
+        "topic_replication_factor": settings.topics.replication,
         "table_standby_replicas": 0,
         "processing_guarantee": "at_least_once",
         "consumer_auto_offset_reset": "earliest",
@@ -61,7 +61,7 @@ def faust_settings(settings: Settings, *, partitions: int) -> dict[str, Any]:
         "producer_compression_type": "zstd",
         "producer_linger": 0.01,
         "producer_max_batch_size": 1 << 20,
-        "producer_max_request_size": max(2 * settings.max_message_bytes, 1 << 20),
+        "producer_max_request_size": max(2 * settings.kafka.max_message_bytes, 1 << 20),
         "web_enabled": False,
         **_credentials(settings),
     }
@@ -69,15 +69,15 @@ def faust_settings(settings: Settings, *, partitions: int) -> dict[str, Any]:
 
 def _credentials(settings: Settings) -> dict[str, Any]:
     """The same TLS/SASL settings the SDK and sinks use, in Faust's terms."""
-    if settings.kafka_security_protocol == "PLAINTEXT":
+    if settings.kafka.security_protocol == "PLAINTEXT":
         return {}
-    ssl_context = settings.kafka_security().get("ssl_context")
-    if "SASL" in settings.kafka_security_protocol:
+    ssl_context = settings.kafka.security_kwargs().get("ssl_context")
+    if "SASL" in settings.kafka.security_protocol:
         creds: Any = faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password,
+            username=settings.kafka.sasl_username,
+            password=settings.kafka.sasl_password,
             ssl_context=ssl_context,
-            mechanism=settings.kafka_sasl_mechanism or "SCRAM-SHA-512",
+            mechanism=settings.kafka.sasl_mechanism or "SCRAM-SHA-512",
         )
     else:
         creds = faust.SSLCredentials(ssl_context)
@@ -114,7 +114,7 @@ def build_app(settings: Settings, *, partitions: int) -> tuple[faust.App, Proces
         alerts=app.topic(settings.alerts_topic, **_RAW),
         dead_letters=app.topic(settings.dead_letter_topic, **_RAW),
     )
-    batch, within = settings.processor_batch_records, settings.processor_batch_seconds
+    batch, within = settings.processor.batch_records, settings.processor.batch_seconds
 
     @app.agent(source, name="fleetlog-processor", concurrency=1)
     async def process(stream: StreamT) -> None:

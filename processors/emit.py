@@ -20,10 +20,7 @@ import numpy as np
 
 from fleetlog.events import DictColumn, Envelope, encode
 
-__all__ = ["DEAD_LETTER_RUN", "concat_columns", "rows_messages"]
-
-# The run id (and key) that dead-letter rows travel under: they belong to no run.
-DEAD_LETTER_RUN = "-dead-letters-"
+__all__ = ["concat_columns", "rows_messages"]
 
 
 Column = np.ndarray | DictColumn | list
@@ -39,11 +36,11 @@ def concat_columns(parts: Sequence[Mapping[str, Any]]) -> dict[str, Column]:
     chunks: dict[str, list] = {}
     for part in parts:
         for name, values in part.items():
-            chunks.setdefault(name, []).append(_typed(values))
+            chunks.setdefault(name, []).append(_column_form(values))
     return {name: _concat(values) for name, values in chunks.items()}
 
 
-def _typed(values: Any) -> Column:
+def _column_form(values: Any) -> Column:
     """One part's column as an array, a dictionary column, or (failing both) a list."""
     if isinstance(values, DictColumn):
         return values

@@ -8,8 +8,9 @@ Exactly one dead letter per bad message.  The sink reads the same topics and
 dead-letters what it cannot store -- anything decoding raises, a key that is not
 the run's, derived rows forged on an SDK topic -- so those are only counted here
 (``refused_by_sink``).  What only this stage refuses (a rank outside its world, a
-malformed alert rule, a run whose processing raises) becomes a dead-letter row of
-this stage (reason, original bytes, topic/partition/offset).
+malformed alert rule, a run whose processing raises) becomes a
+:class:`~fleetlog.events.DeadLetter` of this stage (reason, original bytes,
+topic/partition/offset), the same type the sink keeps its own in.
 """
 
 from __future__ import annotations
@@ -23,13 +24,11 @@ from dataclasses import dataclass, field
 from fleetlog.processors.core.engine import Getter, Output, RunEngine
 from fleetlog.processors.core.lifecycle import is_alert_rules, parse_alert_rules
 
-from fleetlog.events import Envelope, InvalidEvent, Record, check_from_sdk, decode
+from fleetlog.events import DeadLetter, Envelope, InvalidEvent, Record, decode_record
 
 __all__ = ["BatchResult", "Pipeline", "Record", "RunResult"]
 
 log = logging.getLogger("fleetlog.processor")
-
-_MAX_PAYLOAD = 1 << 20
 
 
 @dataclass
@@ -42,31 +41,8 @@ class RunResult:
 @dataclass
 class BatchResult:
     runs: list[RunResult] = field(default_factory=list)
-    dead_letters: dict[str, list] = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
     stats: Counter[str] = field(default_factory=Counter)
-
-
-def _dead_letter(rows: dict[str, list], rec: Record, reason: str, now: float) -> None:
-    for col, value in (
-        ("received_at", now),
-        ("stage", "processor"),
-        ("topic", rec.topic),
-        ("partition", rec.partition),
-        ("offset", rec.offset),
-        ("key", (rec.key or b"")[:1024].decode("utf-8", "replace")),
-        ("reason", reason[:4096]),
-        ("payload", rec.value[:_MAX_PAYLOAD]),
-    ):
-        rows.setdefault(col, []).append(value)
-
-
-def _decode(rec: Record) -> Envelope:
-    """The sink's checks, in the same order: what fails here the sink dead-letters (see the module doc)."""
-    env = decode(rec.value)
-    if rec.key is not None and rec.key != env.key:
-        raise InvalidEvent(f"message key {rec.key[:100]!r} does not match run id {env.run_id[:100]!r}")
-    check_from_sdk(env)  # every topic this stage reads is an SDK topic
-    return env
 
 
 def _validate(env: Envelope) -> None:
@@ -91,7 +67,7 @@ class Pipeline:
         by_run: dict[str, tuple[int, list, list, list[Record]]] = {}
         for rec in records:
             try:
-                env = _decode(rec)
+                env = decode_record(rec, from_sdk=True)  # every topic this stage reads is an SDK topic
             except MemoryError:
                 raise  # the process is short of memory, not the record at fault: replay, do not discard
             except Exception:
@@ -105,7 +81,7 @@ class Pipeline:
                 raise
             except Exception as exc:  # what only the processors refuse: the sink stored it
                 reason = exc.reason if isinstance(exc, InvalidEvent) else f"{type(exc).__name__}: {str(exc)[:500]}"
-                _dead_letter(result.dead_letters, rec, reason, now)
+                result.dead_letters.append(DeadLetter.of(rec, reason, stage="processor", now=now))
                 result.stats["dead_letters"] += 1
                 continue
             entry = by_run.setdefault(env.run_id, (rec.partition, [], [], []))
@@ -117,8 +93,8 @@ class Pipeline:
                 output = self.engine.process(run_id, partition, metrics, events, now=now, get=get)
             except Exception as exc:  # a bug or data we did not foresee must not stall the partition
                 log.exception("processing run %r failed; its %d records go to dead letters", run_id, len(recs))
-                for rec in recs:
-                    _dead_letter(result.dead_letters, rec, f"processing failed: {type(exc).__name__}: {exc}", now)
+                reason = f"processing failed: {type(exc).__name__}: {exc}"
+                result.dead_letters += [DeadLetter.of(rec, reason, stage="processor", now=now) for rec in recs]
                 result.stats["dead_letters"] += len(recs)
                 continue
             result.stats.update(output.stats)

@@ -27,9 +27,7 @@ async def source_partitions(settings: Settings) -> int:
     number only if both topics have the same count; the run's state is kept per
     partition, so anything else would split a run between workers.
     """
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000, **settings.kafka_security()
-    )
+    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
     await admin.start()
     try:
         tps = await topic_partitions(admin, [settings.metrics_topic, settings.events_topic])

@@ -17,24 +17,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
 from collections import Counter
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any
 
 from aiokafka.errors import KafkaError
 from faust.types import AppT, EventT, TopicT
 from fleetlog.processors.core.state import RunState, run_of
-from fleetlog.processors.emit import DEAD_LETTER_RUN, concat_columns, rows_messages
-from fleetlog.processors.pipeline import BatchResult, Pipeline, Record
+from fleetlog.processors.emit import concat_columns, rows_messages
+from fleetlog.processors.pipeline import BatchResult, Pipeline
 from fleetlog.processors.tables import RoutedTable, routed_to
 
-from fleetlog._private import private_dir
+from fleetlog._status import StatusFile
 from fleetlog.config import Settings
+from fleetlog.events import DEAD_LETTER_RUN, Record, dead_letter_columns
+from fleetlog.retry import Backoff
 
 __all__ = ["ProcessorWorker"]
 
@@ -79,7 +79,7 @@ class ProcessorWorker:
         self._lock: asyncio.Lock | None = None
         self._partitions: set[int] = set()
         self._watching_since = 0.0
-        self._status_path = settings.state_dir / f"processor-{os.getpid()}.json"
+        self._status = StatusFile(settings.state_dir, "processor", home=settings.home)
 
     @property
     def lock(self) -> asyncio.Lock:
@@ -170,14 +170,15 @@ class ProcessorWorker:
 
     # -- rows out, then state ------------------------------------------------------------------
     def _encode(self, result: BatchResult) -> Outgoing:
-        limit = self.settings.max_message_bytes
+        limit = self.settings.kafka.max_message_bytes
         out: Outgoing = []
         for run in result.runs:
             for table, parts in run.output.rows.items():
                 role = "alerts" if table == "alerts" else "derived"  # alerts get a topic of their own
                 for msg in rows_messages(run.run_id, table, concat_columns(parts), max_bytes=limit):
                     out.append((role, run.run_id.encode(), msg))
-        for msg in rows_messages(DEAD_LETTER_RUN, "dead_letters", result.dead_letters, max_bytes=limit):
+        dead = dead_letter_columns(result.dead_letters)
+        for msg in rows_messages(DEAD_LETTER_RUN, "dead_letters", dead, max_bytes=limit):
             out.append(("dead", DEAD_LETTER_RUN.encode(), msg))
         return out
 
@@ -186,7 +187,7 @@ class ProcessorWorker:
 
         A retry may send some rows twice; derived tables take repeats (same key, same version).
         """
-        delay = 0.5
+        backoff = Backoff()
         while True:
             try:
                 futures = [
@@ -197,9 +198,9 @@ class ProcessorWorker:
                 return
             except (KafkaError, OSError, TimeoutError) as exc:
                 self.stats["send_retries"] += 1
+                delay = backoff.next_delay()
                 log.warning("sending %d derived messages failed (%s); retrying in %.1fs", len(outgoing), exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
 
     async def _commit(self, result: BatchResult, outgoing: Outgoing) -> None:
         await self._send(outgoing)
@@ -238,14 +239,7 @@ class ProcessorWorker:
             "updated": time.time(),
             "stats": dict(self.stats),
         }
-        _write_json(self._status_path, status)
+        self._status.write(status)
 
     def remove_status(self) -> None:
-        self._status_path.unlink(missing_ok=True)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    private_dir(path.parent, root=path.parent.parent)  # $FLEETLOG_HOME/state: 0700, and the home too
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, default=str))
-    tmp.replace(path)
+        self._status.remove()

@@ -3,7 +3,9 @@
 import logging
 
 from fleetlog.producers.experiment import Experiment
-from fleetlog.producers.run import Run, RunStatus
+from fleetlog.producers.run import Run
+
+from fleetlog.events import RunStatus
 
 __all__ = ["Experiment", "Run", "RunStatus"]
 

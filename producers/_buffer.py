@@ -264,7 +264,7 @@ class MetricBuffer:
         why = {
             "spool": "the sender thread has not run long enough to move the excess to the spool (starved of CPU?)",
             "drop_newest": "the sender is not keeping up or Kafka is down (FLEETLOG_BUFFER_WHEN_FULL=drop_newest)",
-            "block": f"the sender did not drain it within FLEETLOG_BLOCK_TIMEOUT={self._block_seconds:g} s",
+            "block": f"the sender did not drain it within FLEETLOG_BLOCK_TIMEOUT_SECONDS={self._block_seconds:g} s",
         }[self.when_full]
         log.warning(
             "fleetlog buffer full: %d points held, limit %d (FLEETLOG_MAX_BUFFER_POINTS=%d, when full: %s): %s; "

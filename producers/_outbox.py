@@ -105,7 +105,7 @@ class Outbox:
                 points.step,
                 points.ts_ms,
                 points.value,
-                max_bytes=s.max_message_bytes,
+                max_bytes=s.kafka.max_message_bytes,
             )
             count = 0
             for n, msg in chunks:

@@ -77,11 +77,11 @@ class Sender:
 
     def _new_session(self) -> None:
         self.session = uuid.uuid4().hex
-        self.spool = Spool(self.settings.spool_dir / self.session, max_bytes=self.settings.spool_max_bytes)
-        self._max_request_bytes = max(self.settings.max_message_bytes * 2, _BATCH_BYTES) + 65536
+        self.spool = Spool(self.settings.spool_dir / self.session, max_bytes=self.settings.sdk.spool_max_bytes)
+        self._max_request_bytes = max(self.settings.kafka.max_message_bytes * 2, _BATCH_BYTES) + 65536
         self._outbox = Outbox(self.settings, self.session, self.stats, self._max_request_bytes)
         self._producer: AIOKafkaProducer | None = None
-        self._offline = self.settings.mode == "offline"
+        self._offline = self.settings.sdk.mode == "offline"
         self._spooling = self._offline  # data goes through the spool: offline, Kafka away, or behind
         self._outage = False
         self._live_in_flight = False
@@ -185,7 +185,7 @@ class Sender:
             self._to_spool()
 
     async def _tick(self) -> None:
-        interval = self.settings.flush_interval_seconds
+        interval = self.settings.sdk.flush_interval_seconds
         while not self._closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), interval)
@@ -200,7 +200,7 @@ class Sender:
     def _periodic(self) -> None:
         self._last_periodic = time.monotonic()
         now = time.time()
-        beat = now - self._last_heartbeat >= self.settings.heartbeat_interval_seconds
+        beat = now - self._last_heartbeat >= self.settings.sdk.heartbeat_interval_seconds
         if beat:
             self._last_heartbeat = now
         for stream in self._streams:
@@ -219,7 +219,7 @@ class Sender:
         """Collect, then send live -- or through the spool while Kafka is away or the sender is behind."""
         async with self._ship_lock:
             while True:
-                if time.monotonic() - self._last_periodic >= self.settings.flush_interval_seconds:
+                if time.monotonic() - self._last_periodic >= self.settings.sdk.flush_interval_seconds:
                     self._periodic()  # heartbeats and log lines keep flowing during a long burst
                 self._collect()
                 if self._spooling:
@@ -334,7 +334,7 @@ class Sender:
         if self._producer is None:
             s = self.settings
             producer = AIOKafkaProducer(
-                bootstrap_servers=s.kafka_bootstrap,
+                **s.kafka.client_kwargs(),
                 client_id=f"fleetlog-sdk-{self.session[:8]}",
                 acks="all",
                 enable_idempotence=True,
@@ -342,8 +342,6 @@ class Sender:
                 linger_ms=20,
                 max_batch_size=_BATCH_BYTES,
                 max_request_size=self._max_request_bytes,
-                request_timeout_ms=10_000,
-                **s.kafka_security(),
             )
             try:
                 await asyncio.wait_for(producer.start(), 10)

@@ -23,10 +23,10 @@ __all__ = ["Experiment", "job_run_id", "process_source"]
 def _private_artifacts(settings: Settings) -> None:
     """The default artifact folder lies under ``$FLEETLOG_HOME``: 0700 like the rest of it.
 
-    A folder the user configured (``FLEETLOG_ARTIFACTS``) may be shared on purpose: left as it is.
+    A folder the user configured (``FLEETLOG_ARTIFACTS_URL``) may be shared on purpose: left as it is.
     """
     default = (settings.home / "artifacts").as_uri()
-    if settings.artifacts_url.rstrip("/") == default:
+    if settings.sdk.artifacts_url.rstrip("/") == default:
         private_dir(settings.home / "artifacts", root=settings.home)
 
 
@@ -71,7 +71,7 @@ class Experiment:
         if self._sender is None:
             self._sender = Sender(self.settings)
             _private_artifacts(self.settings)
-            self._artifacts = ArtifactStore(self.settings.artifacts_url, staging_dir=self.settings.home / "staging")
+            self._artifacts = ArtifactStore(self.settings.sdk.artifacts_url, staging_dir=self.settings.home / "staging")
         assert self._artifacts is not None
         return self._sender, self._artifacts
 
@@ -111,11 +111,11 @@ class Experiment:
         s = self.settings
         sender, artifacts = self._shared()
         buffer = MetricBuffer(
-            capacity=s.max_buffer_points,
-            wake_at=min(max(s.max_buffer_points // 4, 1), 250_000),
+            capacity=s.sdk.max_buffer_points,
+            wake_at=min(max(s.sdk.max_buffer_points // 4, 1), 250_000),
             wake=sender.wake,
-            when_full=s.buffer_when_full,
-            block_timeout_seconds=s.block_timeout_seconds,
+            when_full=s.sdk.buffer_when_full,
+            block_timeout_seconds=s.sdk.block_timeout_seconds,
         )
         template = Envelope(
             kind="metrics", run_id=run_id, project=self.project, experiment=self.name, source=process_source()
@@ -130,8 +130,8 @@ class Experiment:
             parent_id=parent_id,
             **run_options,
         )
-        if telemetry and s.telemetry_interval_seconds > 0:
-            stream.periodic.append(Sampler(run.log_metrics, interval_seconds=s.telemetry_interval_seconds))
+        if telemetry and s.sdk.telemetry_interval_seconds > 0:
+            stream.periodic.append(Sampler(run.log_metrics, interval_seconds=s.sdk.telemetry_interval_seconds))
         sender.register(stream)
         return run
 

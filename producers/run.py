@@ -29,22 +29,12 @@ from fleetlog.producers._limits import MAX_NESTING, check_event_size, check_key_
 from fleetlog.producers._logs import LineBuffer, LoggingHandler
 from fleetlog.producers._sender import Sender, Stream
 
+from fleetlog.events import RunStatus
+
 if TYPE_CHECKING:
     from fleetlog.producers.experiment import Experiment
 
-__all__ = ["Run", "RunStatus"]
-
-
-class RunStatus:
-    """Azure ML's run statuses, plus ``Lost`` (set by processors when heartbeats stop)."""
-
-    NOT_STARTED = "NotStarted"
-    RUNNING = "Running"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-    CANCELED = "Canceled"
-    LOST = "Lost"
-    TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
+__all__ = ["Run"]
 
 
 def _as_float(name: str, value: Any) -> float:
@@ -105,7 +95,7 @@ class Run:
         self._records = 0
         self._children = 0
         self._handlers: list[tuple[logging.Logger, logging.Handler]] = []
-        self.outputs_dir = experiment.settings.outputs_dir
+        self.outputs_dir = experiment.settings.sdk.outputs_dir
         stream.periodic.append(self._ship_lines)
 
     @property
@@ -122,18 +112,6 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, experiment={self._experiment.name!r}, status={self.status!r})"
-
-    def _repr_html_(self) -> str:
-        """Jupyter: status, params and key metrics with sparklines (read from the store)."""
-        from fleetlog.ui.notebook import run_html
-
-        return run_html(self)
-
-    def show(self, refresh_seconds: float = 2.0) -> None:
-        """Jupyter: display this run and keep the view updated while it runs."""
-        from fleetlog.ui.notebook import show
-
-        show(self, refresh_seconds=refresh_seconds)
 
     # -- metrics: the hot path ---------------------------------------------------------
     def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
@@ -172,7 +150,7 @@ class Run:
             "step": step,
             "time": time.time(),
         }
-        check_event_size(f"{kind} {name!r}", body, self._experiment.settings.max_message_bytes)
+        check_event_size(f"{kind} {name!r}", body, self._experiment.settings.kafka.max_message_bytes)
         self._sender.emit(self._stream, "record", body)
 
     def log_list(self, name: str, value: Any, description: str = "") -> None:
@@ -225,9 +203,9 @@ class Run:
             if not p.is_file():
                 raise FileNotFoundError(f"log_image({name!r}): no such file {str(p)!r}")
             source, filename = p, f"images/{name}{p.suffix.lower()}"
-            if p.stat().st_size <= self._experiment.settings.inline_max_bytes:
+            if p.stat().st_size <= self._experiment.settings.sdk.inline_max_bytes:
                 source = io.BytesIO(p.read_bytes())  # read now: the caller may delete the file at once
-        small = self._experiment.settings.inline_max_bytes
+        small = self._experiment.settings.sdk.inline_max_bytes
         data = source.getvalue() if isinstance(source, io.BytesIO) else b""
 
         def done(info: ArtifactInfo) -> None:

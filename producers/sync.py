@@ -37,17 +37,17 @@ async def sync_spool(settings: Settings, path: Path | None = None) -> SyncReport
     if not dirs:
         return report
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        bootstrap_servers=settings.kafka.bootstrap,
         acks="all",
         enable_idempotence=True,
         compression_type="zstd",
-        max_request_size=max(settings.max_message_bytes * 2, 1 << 20),
-        **settings.kafka_security(),
+        max_request_size=max(settings.kafka.max_message_bytes * 2, 1 << 20),
+        **settings.kafka.security_kwargs(),
     )
     await producer.start()
     try:
         for directory in dirs:
-            spool = Spool(directory, max_bytes=settings.spool_max_bytes)
+            spool = Spool(directory, max_bytes=settings.sdk.spool_max_bytes)
             if not spool.lock(wait=False):
                 report.skipped_busy += 1
                 log.info("skipping %s: a running process owns it", directory)

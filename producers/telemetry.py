@@ -1,7 +1,7 @@
 """System telemetry: CPU, memory, disk and network IO, and per-GPU NVML readings.
 
 Sampled on the sender's thread (never the training thread) every
-``FLEETLOG_TELEMETRY_INTERVAL`` seconds and logged as ordinary metrics under
+``FLEETLOG_TELEMETRY_INTERVAL_SECONDS`` seconds and logged as ordinary metrics under
 ``sys/``, so they are stored, rolled up and charted like any other series; every
 point carries its process's host and rank.  NVML (``nvidia-ml-py``) is optional:
 without it, or without a GPU, only the host metrics are recorded.

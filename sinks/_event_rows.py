@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fleetlog.events import Envelope, InvalidEvent
+from fleetlog.events.values import to_text
 
 __all__ = ["MAX_TEXT", "ROW_BUILDERS"]
 
@@ -71,10 +72,10 @@ def _key_values(table: str) -> Callable[[Envelope], Rows]:
         for key, value in env.body.items():
             if not isinstance(key, str) or not key:
                 raise InvalidEvent(f"{env.kind} keys must be non-empty strings")
-            kind = "null" if value is None else type(value).__name__
-            if kind not in ("null", "str", "int", "float", "bool"):
-                raise InvalidEvent(f"{env.kind} value for {key[:100]!r} has unsupported type {kind}")
-            text = "" if value is None else (str(value).lower() if kind == "bool" else str(value))
+            try:
+                text, kind = to_text(value)
+            except TypeError as exc:
+                raise InvalidEvent(f"{env.kind} value for {key[:100]!r} has {exc}") from None
             rows.append(
                 {
                     "run_id": env.run_id,

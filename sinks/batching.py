@@ -1,4 +1,4 @@
-"""Where the sink cuts a partition's records into batches, and how long it waits to retry.
+"""Where the sink worker cuts a partition's records into batches.
 
 A batch is one partition's records from its last commit up to a cut. The cut comes
 at ``max_rows`` (estimated: a metrics record carries about one point per
@@ -17,13 +17,13 @@ their own.  Joining only ever cuts a batch earlier, never later.
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass, field
 
-from fleetlog.sinks.rows import Record
+from fleetlog.config import SinkConfig
+from fleetlog.events import Record
 
-__all__ = ["JOIN_FRACTION", "POINT_BYTES", "Backoff", "BatchLimits", "PartitionBuffer", "batch_token", "estimated_rows"]
+__all__ = ["JOIN_FRACTION", "POINT_BYTES", "BatchLimits", "PartitionBuffer", "estimated_rows"]
 
 # Bytes a point takes in a metrics record (name index 4 + step 8 + time 8 + value 8).
 POINT_BYTES = 28
@@ -36,17 +36,12 @@ def estimated_rows(record: Record) -> int:
     return max(1, len(record.value) // POINT_BYTES)
 
 
-def batch_token(batch: list[Record]) -> str:
-    """The batch's identity, ``topic:partition:first-last``: its insert deduplication token."""
-    return f"{batch[0].topic}:{batch[0].partition}:{batch[0].offset}-{batch[-1].offset}"
-
-
 @dataclass(frozen=True, kw_only=True)
 class BatchLimits:
     """When a partition's pending records become a batch (``FLEETLOG_SINK_BATCH_*``)."""
 
-    max_rows: int = 200_000
-    max_bytes: int = 32 << 20
+    max_rows: int = SinkConfig().batch_rows  # defaults declared once, with FLEETLOG_SINK_BATCH_*
+    max_bytes: int = SinkConfig().batch_bytes
     max_seconds: float = 1.0
 
     def __post_init__(self) -> None:
@@ -111,36 +106,8 @@ class PartitionBuffer:
         self._recount()
         return batch
 
-    def put_back(self, batch: list[Record]) -> None:
-        """Return a batch whose insert failed: the retry cuts it at the same place."""
-        if not batch:
-            return
-        self.records[:0] = batch
-        self.intents[batch[0].offset] = batch[-1].offset
-        self._recount()
-        self.since = min(self.since or time.monotonic(), time.monotonic())
-
     def _recount(self) -> None:
         self.rows = sum(estimated_rows(r) for r in self.records)
         self.nbytes = sum(len(r.value) for r in self.records)
         if not self.records:
             self.since = 0.0
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with jitter, so that many sinks do not retry in step."""
-
-    initial_seconds: float = 0.5
-    max_seconds: float = 30.0
-    factor: float = 2.0
-    failures: int = 0
-
-    def next_delay(self) -> float:
-        """Seconds to wait after one more failure."""
-        delay = min(self.initial_seconds * self.factor**self.failures, self.max_seconds)
-        self.failures += 1
-        return delay * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        self.failures = 0

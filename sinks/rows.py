@@ -3,8 +3,8 @@
 Metric points stay columnar the whole way: a batch's name indices become the
 indices of an Arrow dictionary column (``LowCardinality`` on the ClickHouse
 side), so no per-point Python object is ever created.  A record that cannot be
-decoded or validated becomes a ``dead_letters`` row with the reason; it never
-stops the batch.
+decoded or validated becomes a :class:`~fleetlog.events.DeadLetter` with the
+reason, the same type the processors send theirs in; it never stops the batch.
 
 Derived rows arrive columnar too: numeric columns are read-only numpy views of
 the message and string columns dictionaries, so they become Arrow arrays
@@ -27,9 +27,18 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from fleetlog.sinks._event_rows import MAX_TEXT, ROW_BUILDERS, TIME_COLUMNS
+from fleetlog.sinks._event_rows import ROW_BUILDERS, TIME_COLUMNS
 
-from fleetlog.events import DictColumn, Envelope, InvalidEvent, Record, check_from_sdk, decode
+from fleetlog.events import (
+    DEAD_LETTER_COLUMNS,
+    DeadLetter,
+    DictColumn,
+    Envelope,
+    InvalidEvent,
+    Record,
+    dead_letter_columns,
+    decode_record,
+)
 from fleetlog.store.schema import DERIVED_TABLES
 
 __all__ = ["Record", "StreamKey", "TableBuilder"]
@@ -99,6 +108,7 @@ class TableBuilder:
     ) -> None:
         self._points = _Points()
         self._rows: dict[str, list[dict[str, Any]]] = {}
+        self._dead: list[DeadLetter] = []  # this stage's own; the processors' arrive as derived rows
         self._derived: dict[str, list[pa.Table]] = {}
         self._derived_schema: dict[str, pa.Schema] = {}  # what the parts of each table unify to so far
         self._high_water = high_water or (lambda keys: {})
@@ -114,7 +124,7 @@ class TableBuilder:
         for rec in records:
             self.records += 1
             try:
-                decoded.append((rec, self._decode(rec)))
+                decoded.append((rec, decode_record(rec, from_sdk=rec.topic in self._sdk_topics)))
             except MemoryError:
                 raise  # the process is short of memory, not the record at fault: retry, do not discard
             except Exception as exc:
@@ -136,14 +146,6 @@ class TableBuilder:
                 self._reject(rec, _reason(exc, f"converting a {env.kind!r} event"))
             else:
                 self.sources.setdefault(table, []).append(rec)
-
-    def _decode(self, rec: Record) -> Envelope:
-        env = decode(rec.value)
-        if rec.key is not None and rec.key != env.key:
-            raise InvalidEvent(f"message key {rec.key[:100]!r} does not match run id {env.run_id[:100]!r}")
-        if rec.topic in self._sdk_topics:
-            check_from_sdk(env)
-        return env
 
     def _reject(self, rec: Record, reason: str) -> None:
         self.dead(rec, reason)
@@ -180,29 +182,15 @@ class TableBuilder:
                 raise InvalidEvent(
                     f"rows for {table!r} do not match this batch's earlier ones: {str(exc)[:300]}"
                 ) from None
-        if table == "dead_letters":  # the processors' dead letters join the sink's own in one shape
-            try:
-                part = _dead_letter_shape(part)
-            except (pa.ArrowException, KeyError, TypeError, ValueError) as exc:
-                raise InvalidEvent(f"dead letters from a processor in an unknown shape: {str(exc)[:300]}") from None
-            schema = part.schema
+        if table == "dead_letters":  # the processors' dead letters join the sink's own in one insert
+            _check_dead_letters(part.schema)
         self._derived_schema[table] = schema if schema is not None else part.schema
         self._derived.setdefault(table, []).append(part)
         return table
 
     def dead(self, rec: Record, reason: str) -> None:
-        self._rows.setdefault("dead_letters", []).append(
-            {
-                "received_at": time.time(),
-                "stage": "sink",
-                "topic": rec.topic,
-                "partition": rec.partition,
-                "offset": rec.offset,
-                "key": (rec.key or b"")[:1024].decode("utf-8", "replace"),
-                "reason": reason[:4096],
-                "payload": rec.value[:MAX_TEXT].decode("latin-1"),
-            }
-        )
+        """Keep ``rec`` as one of this stage's dead letters, with ``reason``."""
+        self._dead.append(DeadLetter.of(rec, reason, stage="sink"))
 
     @property
     def points(self) -> int:
@@ -222,9 +210,13 @@ class TableBuilder:
         for name, rows in self._rows.items():
             if rows:  # an event may carry nothing to store (tags with an empty body)
                 self._build(out, name, lambda rows=rows: _rows_table(rows))
-        for name, parts in self._derived.items():
+        derived = dict(self._derived)
+        if self._dead:  # one insert for both stages' dead letters: two under one token would drop one
+            own = pa.table({k: _arrow_column(v) for k, v in dead_letter_columns(self._dead).items()})
+            derived["dead_letters"] = [own, *derived.get("dead_letters", [])]
+        for name, parts in derived.items():
             if name not in self.unbuilt:  # else all of the table's records go through the halving
-                self._build(out, name, partial(_concat_derived, out.get(name), parts))
+                self._build(out, name, partial(_concat_derived, parts))
         if self.landed:
             now = time.time()
             out["producer_streams"] = _rows_table(
@@ -245,10 +237,8 @@ class TableBuilder:
             self.unbuilt[name] = _reason(exc, f"building {name} rows")
 
 
-def _concat_derived(own: pa.Table | None, parts: list[pa.Table]) -> pa.Table:
-    """A derived table's parts as one; ``own``: the sink's dead letters, which join the processors'."""
-    if own is not None:  # dead letters of both stages: one insert, as two under one token would drop one
-        parts = [_dead_letter_shape(own), *parts]
+def _concat_derived(parts: list[pa.Table]) -> pa.Table:
+    """A derived table's parts as one."""
     # One dictionary per column: the insert writes an Arrow file, which cannot replace a dictionary.
     return pa.concat_tables(parts, promote_options="permissive").unify_dictionaries()
 
@@ -260,36 +250,20 @@ def _reason(exc: Exception, doing: str) -> str:
     return f"{type(exc).__name__} while {doing}: {str(exc)[:500]}"
 
 
-_DEAD_LETTERS = pa.schema(
-    [
-        ("received_at", pa.timestamp("ms")),
-        ("stage", pa.string()),
-        ("topic", pa.string()),
-        ("partition", pa.uint32()),
-        ("offset", pa.uint64()),
-        ("key", pa.string()),
-        ("reason", pa.string()),
-        ("payload", pa.binary()),
-    ]
-)
+def _check_dead_letters(schema: pa.Schema) -> None:
+    """Refuse dead letters a processor sent in another shape than :class:`~fleetlog.events.DeadLetter`'s columns.
 
-
-def _dead_letter_shape(table: pa.Table) -> pa.Table:
-    """Dead letters in one Arrow shape whichever stage wrote them.
-
-    The sink's own carry times as timestamps and payloads as text; a processor's arrive
-    with unix seconds and raw bytes.  Both go to ``dead_letters`` under the batch's one
-    deduplication token, so they must be one table (a second insert would be dropped).
+    Only checked, never converted: both stages build them with ``dead_letter_columns``.
     """
-    columns = []
-    for wanted in _DEAD_LETTERS:
-        column = table.column(wanted.name)
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        if wanted.name == "received_at" and not pa.types.is_timestamp(column.type):
-            column = pc.floor(pc.multiply(column.cast(pa.float64()), 1000.0)).cast(pa.int64())
-        columns.append(column.cast(wanted.type))
-    return pa.Table.from_arrays(columns, schema=_DEAD_LETTERS)
+    names = tuple(schema.names)
+    if sorted(names) != sorted(DEAD_LETTER_COLUMNS):
+        raise InvalidEvent(f"dead letters from a processor in an unknown shape: columns {names[:20]!r}")
+    when, payload = schema.field("received_at").type, schema.field("payload").type
+    if not (pa.types.is_floating(when) or pa.types.is_integer(when)) or not pa.types.is_binary(payload):
+        raise InvalidEvent(
+            f"dead letters from a processor in an unknown shape: received_at is {when}, payload is {payload}"
+            " (want unix seconds and bytes)"
+        )
 
 
 def _arrow_column(values: np.ndarray | DictColumn | list) -> pa.Array:

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
+from fleetlog.sinks.clickhouse import ClickHouseSink
 from fleetlog.sinks.worker import SinkWorker
 
 from fleetlog._private import private_dir
+from fleetlog._status import StatusFile
 from fleetlog.config import Settings, mask_url
-from fleetlog.credentials import load_credentials, store_url
+from fleetlog.credentials import store_url
 from fleetlog.store.client import open_store, schema_options
 from fleetlog.topics import ensure_topics
 
@@ -38,26 +38,25 @@ def run_sink(
     An embedded store is served with this home's credentials; a sink writing over HTTP to
     this home's own ``fleetlog store serve`` logs in as its writer without being told.
     """
-    if settings.is_embedded_store:
-        private_dir(urlsplit(settings.clickhouse_url).path, root=settings.home)
-    url = settings.clickhouse_url if settings.is_embedded_store else store_url(settings, "writer")
+    if settings.store.is_embedded:
+        private_dir(urlsplit(settings.store.url).path, root=settings.home)
+    url = settings.store.url if settings.store.is_embedded else store_url(settings, "writer")
     store = open_store(url, options=schema_options(settings))
     log.info("sink writing to %s", mask_url(url))
     endpoint = None
-    if serve_http and settings.is_embedded_store:
-        from fleetlog.store.endpoint import HttpEndpoint, query_limits
+    if serve_http and settings.store.is_embedded:
+        from fleetlog.store.endpoint import HttpEndpoint
 
-        endpoint = HttpEndpoint(
-            store,
-            host=settings.http_host,
-            port=settings.http_port,
-            credentials=load_credentials(settings),
-            query_limits=query_limits(settings),
-        )
+        endpoint = HttpEndpoint.for_settings(store, settings)
         endpoint.start()
         log.info("ClickHouse HTTP endpoint on %s", endpoint.url)
     try:
-        worker = SinkWorker(settings, store, group_id=group_id, instance_id=instance_id or settings.sink_instance_id)
+        worker = SinkWorker(
+            settings,
+            ClickHouseSink(settings, store),
+            group_id=group_id,
+            instance_id=instance_id or settings.sink.instance_id,
+        )
         asyncio.run(_main(settings, worker, endpoint))
     finally:
         if endpoint is not None:
@@ -81,28 +80,17 @@ async def _main(settings: Settings, worker: SinkWorker, endpoint: object | None)
 
 async def _report(settings: Settings, worker: SinkWorker, endpoint: object | None, stop: asyncio.Event) -> None:
     """Write the worker's counters where ``fleetlog status`` reads them, every second."""
-    path = settings.state_dir / f"sink-{os.getpid()}.json"
-    private_dir(path.parent, root=settings.home)
-    try:
+    with StatusFile(settings.state_dir, "sink", home=settings.home) as status:
         while not stop.is_set():
-            _write_json(
-                path,
+            status.write(
                 {
                     "pid": os.getpid(),
                     "group": worker.group_id,
                     "http": getattr(endpoint, "url", None),
-                    "store": mask_url(settings.clickhouse_url),
+                    "store": mask_url(settings.store.url),
                     "updated": time.time(),
                     "stats": dict(worker.stats),
                 },
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)

@@ -35,7 +35,7 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
 @pytest.fixture
 def settings(kafka: LocalKafka, tmp_path: Path) -> Settings:
     """Fresh home, topics and endpoint port per test, on the session's broker."""
-    return Settings(
+    return Settings.build(
         home=tmp_path / "home",
         kafka_bootstrap=kafka.bootstrap,
         topic_prefix=f"t{uuid.uuid4().hex[:10]}",
@@ -60,7 +60,7 @@ def sdk_env(settings: Settings) -> dict[str, str]:
     return {
         **os.environ,
         "FLEETLOG_HOME": str(settings.home),
-        "FLEETLOG_KAFKA": settings.kafka_bootstrap,
-        "FLEETLOG_TOPIC_PREFIX": settings.topic_prefix,
-        "FLEETLOG_HTTP_PORT": str(settings.http_port),
+        "FLEETLOG_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+        "FLEETLOG_TOPIC_PREFIX": settings.topics.prefix,
+        "FLEETLOG_HTTP_PORT": str(settings.store.http_port),
     }

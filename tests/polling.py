@@ -56,3 +56,26 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(every)
+
+
+def wait_steady(
+    predicate: Callable[[], Any], hold: float, timeout: float = 60.0, what: str = "", every: float = 0.3
+) -> None:
+    """Poll until ``predicate`` has been truthy on every poll for ``hold`` seconds; AssertionError at the deadline.
+
+    For a pipeline that may still emit on its own (timers, rows derived from rows): one quiet look
+    can fall between two bursts, a quiet stretch of ``hold`` seconds cannot.
+    """
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    while True:
+        now = time.monotonic()
+        if predicate():
+            quiet_since = now if quiet_since is None else quiet_since
+            if now - quiet_since >= hold:
+                return
+        else:
+            quiet_since = None
+        if now > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate} to hold for {hold}s")
+        time.sleep(every)

@@ -17,7 +17,7 @@ store_app = typer.Typer(help="The ClickHouse store: serve it, migrate it, print 
 
 PathOpt = Annotated[
     Optional[str],  # noqa: UP045 -- typer reads the annotation at runtime
-    typer.Option("--path", help="chDB directory (default: FLEETLOG_CLICKHOUSE's, else $FLEETLOG_HOME/store)"),
+    typer.Option("--path", help="chDB directory (default: FLEETLOG_CLICKHOUSE_URL's, else $FLEETLOG_HOME/store)"),
 ]
 
 
@@ -30,7 +30,7 @@ def serve(
 ) -> None:
     """Own an embedded store and serve ClickHouse's HTTP interface over it, without consuming Kafka.
 
-    Sinks then write to it with FLEETLOG_CLICKHOUSE=http://HOST:PORT/fleetlog, as to a server.
+    Sinks then write to it with FLEETLOG_CLICKHOUSE_URL=http://HOST:PORT/fleetlog, as to a server.
     """
     from fleetlog.store.serve import serve_store
 
@@ -56,18 +56,18 @@ def credentials(
     from fleetlog.store.client import DEFAULT_DATABASE
 
     settings = Settings.from_env()
-    if not (settings.is_embedded_store or is_local_store(settings.clickhouse_url, settings)):
+    if not (settings.store.is_embedded or is_local_store(settings.store.url, settings)):
         typer.echo(
-            f"FLEETLOG_CLICKHOUSE is {mask_url(settings.clickhouse_url)}, a ClickHouse server: its users are its "
+            f"FLEETLOG_CLICKHOUSE_URL is {mask_url(settings.store.url)}, a ClickHouse server: its users are its "
             "administrator's, fleetlog keeps credentials only for its embedded store",
             err=True,
         )
         raise typer.Exit(2)
     user = load_credentials(settings).user("writer" if writer else "reader")
-    database = DEFAULT_DATABASE if settings.is_embedded_store else urlsplit(settings.clickhouse_url).path.strip("/")
-    host = f"[{settings.http_host}]" if ":" in settings.http_host else settings.http_host
+    database = DEFAULT_DATABASE if settings.store.is_embedded else urlsplit(settings.store.url).path.strip("/")
+    host = f"[{settings.store.http_host}]" if ":" in settings.store.http_host else settings.store.http_host
     found = {
-        "url": f"http://{host}:{settings.http_port}",
+        "url": f"http://{host}:{settings.store.http_port}",
         "database": database or DEFAULT_DATABASE,
         "user": user.name,
         "password": user.password,
@@ -80,17 +80,17 @@ def credentials(
 
 @store_app.command("migrate")
 def migrate(
-    clickhouse: Annotated[Optional[str], typer.Option(help="store URL [FLEETLOG_CLICKHOUSE]")] = None,  # noqa: UP045
+    clickhouse: Annotated[Optional[str], typer.Option(help="store URL [FLEETLOG_CLICKHOUSE_URL]")] = None,  # noqa: UP045
 ) -> None:
     """Apply pending schema migrations and the retention settings (what a sink does on start)."""
     from fleetlog.credentials import store_url
     from fleetlog.store.client import open_store, schema_options
 
     settings = Settings.from_env(clickhouse_url=clickhouse)
-    url = settings.clickhouse_url if settings.is_embedded_store else store_url(settings, "writer")
+    url = settings.store.url if settings.store.is_embedded else store_url(settings, "writer")
     client = open_store(url, options=schema_options(settings))
     versions = [row[0] for row in client.query("SELECT version FROM schema_migrations FINAL ORDER BY 1").result_rows]
-    typer.echo(f"{mask_url(settings.clickhouse_url)}: schema versions {versions}")
+    typer.echo(f"{mask_url(settings.store.url)}: schema versions {versions}")
 
 
 @store_app.command("ddl")

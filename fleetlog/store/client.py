@@ -1,6 +1,6 @@
 """The one store boundary: a clickhouse-connect ``Client`` for chDB or a server.
 
-``FLEETLOG_CLICKHOUSE`` picks the backend: ``chdb:///abs/path`` opens the
+``FLEETLOG_CLICKHOUSE_URL`` picks the backend: ``chdb:///abs/path`` opens the
 embedded engine in this process (only one process may own a path), and
 ``http(s)://user:pass@host:port/db`` talks to a ClickHouse server, or to the
 embedded store's HTTP endpoint served by the process that owns it.  Schema,
@@ -26,7 +26,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-from fleetlog.config import mask_url
+from fleetlog.config import Settings, mask_url
 from fleetlog.errors import ConfigError, StoreError, StoreUnavailable
 from fleetlog.store.schema import MIGRATIONS, MIGRATIONS_TABLE, TTL_TABLES, SchemaOptions, render, retention_statements
 
@@ -132,13 +132,13 @@ def connect(url: str, *, database: str | None = None) -> Client:
             raise StoreUnavailable(
                 f"ClickHouse at {mask_url(url)} refused the credentials: {exc}. fleetlog's own processes log in to "
                 "the embedded store with $FLEETLOG_HOME/credentials/store.json (`fleetlog store credentials --json` "
-                "prints them): check FLEETLOG_HOME, FLEETLOG_STORE_*_PASSWORD or the user in FLEETLOG_CLICKHOUSE."
+                "prints them): check FLEETLOG_HOME, FLEETLOG_STORE_*_PASSWORD or the user in FLEETLOG_CLICKHOUSE_URL."
             ) from None
         raise StoreUnavailable(
             f"cannot reach ClickHouse at {mask_url(url)}: {exc}. "
-            "Start the local stack with `fleetlog up`, or set FLEETLOG_CLICKHOUSE."
+            "Start the local stack with `fleetlog up`, or set FLEETLOG_CLICKHOUSE_URL."
         ) from None
-    raise ConfigError(f"FLEETLOG_CLICKHOUSE must be chdb:///path or http(s)://..., got {mask_url(url)!r}")
+    raise ConfigError(f"FLEETLOG_CLICKHOUSE_URL must be chdb:///path or http(s)://..., got {mask_url(url)!r}")
 
 
 def open_store(url: str, *, database: str | None = None, options: SchemaOptions | None = None) -> Client:
@@ -200,12 +200,11 @@ def apply_retention(client: Client, options: SchemaOptions | None = None) -> lis
     return statements
 
 
-def schema_options(settings: object) -> SchemaOptions:
-    """The schema options a ``Settings`` object asks for."""
+def schema_options(settings: Settings) -> SchemaOptions:
+    """The schema options a ``Settings`` object asks for (its defaults are the store config's)."""
+    store = settings.store
     return SchemaOptions(
-        raw_ttl_days=int(getattr(settings, "raw_ttl_days", 90)),
-        logs_ttl_days=int(getattr(settings, "logs_ttl_days", 90)),
-        raw_partition=str(getattr(settings, "raw_partition", "month")),
+        raw_ttl_days=store.raw_ttl_days, logs_ttl_days=store.logs_ttl_days, raw_partition=store.raw_partition
     )
 
 

@@ -3,14 +3,13 @@
 What a ClickHouse server is to a sink that writes over HTTP, without Kafka: the
 process opens the chDB directory (so it is that store's one owner) and answers on
 ``FLEETLOG_HTTP_HOST:FLEETLOG_HTTP_PORT``.  Sinks then run with
-``FLEETLOG_CLICKHOUSE=http://127.0.0.1:8123/fleetlog`` -- several at once, in one
+``FLEETLOG_CLICKHOUSE_URL=http://127.0.0.1:8123/fleetlog`` -- several at once, in one
 consumer group -- and readers use the same address.  It is also how to read a
 store while no sink is running.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -20,10 +19,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fleetlog._private import private_dir
+from fleetlog._status import StatusFile
 from fleetlog.config import Settings
-from fleetlog.credentials import load_credentials
 from fleetlog.store.client import connect
-from fleetlog.store.endpoint import HttpEndpoint, query_limits
+from fleetlog.store.endpoint import HttpEndpoint
 
 __all__ = ["serve_store", "store_path"]
 
@@ -31,9 +30,9 @@ log = logging.getLogger("fleetlog.store")
 
 
 def store_path(settings: Settings) -> Path:
-    """The chDB directory to serve: FLEETLOG_CLICKHOUSE's when it is chdb://, else $FLEETLOG_HOME/store."""
-    if settings.is_embedded_store:
-        return Path(urlsplit(settings.clickhouse_url).path)
+    """The chDB directory to serve: FLEETLOG_CLICKHOUSE_URL's when it is chdb://, else $FLEETLOG_HOME/store."""
+    if settings.store.is_embedded:
+        return Path(urlsplit(settings.store.url).path)
     return settings.home / "store"
 
 
@@ -44,27 +43,18 @@ def serve_store(settings: Settings, *, path: Path | None = None, stop: threading
     """
     path = private_dir(Path(path or store_path(settings)).resolve(), root=settings.home.resolve())
     store = connect(f"chdb://{path}")
-    endpoint = HttpEndpoint(
-        store,
-        host=settings.http_host,
-        port=settings.http_port,
-        credentials=load_credentials(settings),
-        query_limits=query_limits(settings),
-    )
+    endpoint = HttpEndpoint.for_settings(store, settings)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-    state = settings.state_dir / f"store-{os.getpid()}.json"
+    state = StatusFile(settings.state_dir, "store", home=settings.home)
     endpoint.start()
     try:
-        private_dir(state.parent, root=settings.home)
-        state.write_text(
-            json.dumps({"pid": os.getpid(), "http": endpoint.url, "path": str(path), "since": time.time()})
-        )
+        state.write({"pid": os.getpid(), "http": endpoint.url, "path": str(path), "since": time.time()})
         log.info("serving the store %s at %s", path, endpoint.url)
         stop.wait()
     finally:
-        state.unlink(missing_ok=True)
+        state.remove()
         endpoint.stop()
         store.close()

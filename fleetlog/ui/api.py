@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import mimetypes
 import posixpath
 from collections.abc import Callable
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,36 +26,15 @@ from starlette.routing import Route
 from fleetlog import query as q
 from fleetlog.config import Settings
 from fleetlog.errors import RunNotFound, StoreUnavailable
+from fleetlog.jsonable import jsonable
 
 __all__ = ["routes"]
 
 Handler = Callable[[Request, Settings], Any]
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf and NaT -> null, times -> ISO 8601 UTC, numpy scalars -> Python."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is pd.NaT or value is None:
-        return None
-    if isinstance(value, (pd.Timestamp, datetime)):
-        stamp = pd.Timestamp(value)
-        return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value
-
-
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [_clean(r) for r in frame.to_dict("records")] if not frame.empty else []
+    return [jsonable(r) for r in frame.to_dict("records")] if not frame.empty else []
 
 
 def _numbers(values: pd.Series) -> list[float | None]:
@@ -69,7 +46,7 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(_clean(content), separators=(",", ":"), allow_nan=False).encode()
+        return json.dumps(jsonable(content), separators=(",", ":"), allow_nan=False).encode()
 
 
 def _guard(handler: Handler, settings: Settings) -> Callable[[Request], Response]:
@@ -219,7 +196,7 @@ def table(request: Request, settings: Settings) -> Any:
     frame = q.tables(request.path_params["run_id"], request.path_params["name"], settings=settings)
     if frame.empty and not len(frame.columns):
         raise RunNotFound(f"no table {request.path_params['name']!r} in run {request.path_params['run_id']!r}")
-    return {"columns": [str(c) for c in frame.columns], "rows": [_clean(list(r)) for r in frame.head(1000).values]}
+    return {"columns": [str(c) for c in frame.columns], "rows": [jsonable(list(r)) for r in frame.head(1000).values]}
 
 
 def artifacts(request: Request, settings: Settings) -> Any:
@@ -243,7 +220,7 @@ def artifact(request: Request, settings: Settings) -> Response:
         body, media = bytes(record["inline"]), str(record["content_type"] or "")
     else:
         rel = _relative(_stored_as(record, name), "artifact path")
-        body = _read_artifact(settings.artifacts_url, run_id, rel)
+        body = _read_artifact(settings.sdk.artifacts_url, run_id, rel)
         media = _RASTER.get(posixpath.splitext(rel)[1].lower()) or mimetypes.guess_type(rel)[0] or ""
     headers = {"Content-Security-Policy": _ARTIFACT_CSP}
     if media not in _RASTER.values():

@@ -138,12 +138,12 @@ def _index(request: Request) -> Response:
 
 
 def create_app(settings: Settings | None = None, *, token: str | None = None) -> Starlette:
-    """The dashboard for ``settings``' store; ``token`` (default ``settings.ui_token``) gates it."""
+    """The dashboard for ``settings``' store; ``token`` (default ``settings.ui.token``) gates it."""
     settings = settings or Settings.from_env()
-    token = settings.ui_token if token is None else token
+    token = settings.ui.token if token is None else token
     middleware = [
         Middleware(SecurityHeaders),
-        Middleware(BrowserGuard, hosts=HostPolicy.for_bind(settings.ui_host)),
+        Middleware(BrowserGuard, hosts=HostPolicy.for_bind(settings.ui.host)),
         *([Middleware(TokenGate, token=token)] if token else []),
     ]
     app = Starlette(

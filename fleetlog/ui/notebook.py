@@ -4,6 +4,9 @@
 Everything is read through :mod:`fleetlog.query`, so a notebook sees what the store
 holds (a run just logged shows once the sink has written it). Rendering never raises:
 a store that cannot be reached gives a card that says so.
+
+The read side renders; the SDK's writer (``fleetlog.producers.run.Run``) knows nothing of
+it.  The public ``fleetlog.Run`` takes the two notebook methods from :class:`NotebookViews`.
 """
 
 from __future__ import annotations
@@ -18,10 +21,16 @@ import pandas as pd
 from fleetlog import query as q
 from fleetlog.config import Settings
 from fleetlog.errors import FleetlogError
+from fleetlog.events import RunStatus
 
-__all__ = ["card", "run_html", "show", "sparkline_svg"]
+__all__ = ["NotebookViews", "card", "run_html", "show", "sparkline_svg"]
 
-_COLORS = {"Running": "#1d4ed8", "Completed": "#15803d", "Failed": "#b91c1c", "Canceled": "#92400e"}
+_COLORS = {
+    RunStatus.RUNNING: "#1d4ed8",
+    RunStatus.COMPLETED: "#15803d",
+    RunStatus.FAILED: "#b91c1c",
+    RunStatus.CANCELED: "#92400e",
+}
 _STYLE = "font-family:system-ui,sans-serif;font-size:13px;border:1px solid #e3e6eb;border-radius:8px;padding:10px 12px"
 
 
@@ -131,6 +140,20 @@ def show(run: Any, *, refresh_seconds: float = 2.0, timeout_seconds: float = 24 
 
 def _ended(run_id: str, settings: Settings | None) -> bool:
     try:
-        return q.run(run_id, settings=settings)["status"] in q.TERMINAL
+        return q.run(run_id, settings=settings)["status"] in RunStatus.TERMINAL
     except FleetlogError:
         return False
+
+
+class NotebookViews:
+    """Jupyter views of a run with an ``id`` and an ``experiment``: mixed into the public ``fleetlog.Run``."""
+
+    id: str
+
+    def _repr_html_(self) -> str:
+        """Jupyter: status, params and key metrics with sparklines (read from the store)."""
+        return run_html(self)
+
+    def show(self, refresh_seconds: float = 2.0) -> None:
+        """Jupyter: display this run and keep the view updated while it runs."""
+        show(self, refresh_seconds=refresh_seconds)

@@ -7,14 +7,12 @@ is how ``fleetlog up`` knows it is ready and ``fleetlog status`` where it is.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fleetlog._private import private_dir
+from fleetlog._status import StatusFile
 from fleetlog.config import Settings, is_loopback
 from fleetlog.errors import ConfigError
 
@@ -28,9 +26,9 @@ log = logging.getLogger("fleetlog.ui")
 
 def check_binding(settings: Settings) -> None:
     """Refuse to serve beyond loopback without a token: runs and their data would be open to the network."""
-    if not settings.ui_token and not is_loopback(settings.ui_host):
+    if not settings.ui.token and not is_loopback(settings.ui.host):
         raise ConfigError(
-            f"refusing to serve the dashboard on {settings.ui_host!r} without a token: "
+            f"refusing to serve the dashboard on {settings.ui.host!r} without a token: "
             "set FLEETLOG_UI_TOKEN (or --token), or bind to 127.0.0.1"
         )
 
@@ -44,25 +42,21 @@ def serve(settings: Settings, *, log_level: str = "warning") -> None:
     check_binding(settings)
     config = uvicorn.Config(
         create_app(settings),
-        host=settings.ui_host,
-        port=settings.ui_port,
+        host=settings.ui.host,
+        port=settings.ui.port,
         log_level=log_level,
         access_log=False,
         lifespan="off",
     )
-    state = settings.state_dir / f"ui-{os.getpid()}.json"
-    try:
+    with StatusFile(settings.state_dir, "ui", home=settings.home) as state:
         asyncio.run(_serve(uvicorn.Server(config), settings, state))
-    finally:
-        state.unlink(missing_ok=True)
 
 
-async def _serve(server: uvicorn.Server, settings: Settings, state: Path) -> None:
+async def _serve(server: uvicorn.Server, settings: Settings, state: StatusFile) -> None:
     task = asyncio.create_task(server.serve())  # uvicorn handles SIGINT/SIGTERM itself
     while not server.started and not task.done():
         await asyncio.sleep(0.05)
     if server.started:
-        private_dir(state.parent, root=settings.home)
-        state.write_text(json.dumps({"pid": os.getpid(), "url": settings.ui_url, "started": time.time()}))
-        log.info("dashboard at %s", settings.ui_url)
+        state.write({"pid": os.getpid(), "url": settings.ui.url, "started": time.time()})
+        log.info("dashboard at %s", settings.ui.url)
     await task

@@ -11,7 +11,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from fleetlog.config import DEFAULT_RANK_METRICS
+from fleetlog.config import ConfigError
+from fleetlog.config import ProcessorConfig as ProcessorSettings
+
+# The declared defaults (fleetlog.config): defined there once, parsed here.
+_DEFAULTS = ProcessorSettings()
 
 __all__ = ["ProcessorConfig", "parse_positive_ints"]
 
@@ -21,9 +25,9 @@ def parse_positive_ints(raw: str, variable: str) -> tuple[int, ...]:
     try:
         values = sorted({int(x) for x in raw.replace(" ", "").split(",") if x})
     except ValueError:
-        raise ValueError(f"{variable}={raw!r} must be comma-separated positive integers") from None
+        raise ConfigError(f"{variable}={raw!r} must be comma-separated positive integers") from None
     if not values or values[0] <= 0:
-        raise ValueError(f"{variable}={raw!r} must be comma-separated positive integers")
+        raise ConfigError(f"{variable}={raw!r} must be comma-separated positive integers")
     return tuple(values)
 
 
@@ -31,51 +35,53 @@ def _pattern(raw: str, variable: str) -> re.Pattern[str]:
     try:
         return re.compile(raw)
     except re.error as exc:
-        raise ValueError(f"{variable}={raw!r} is not a regular expression: {exc}") from None
+        raise ConfigError(f"{variable}={raw!r} is not a regular expression: {exc}") from None
 
 
 @dataclass(frozen=True, kw_only=True)
 class ProcessorConfig:
     """Knobs of the stream processors; see the README's "Stream processors" section."""
 
-    resolutions: tuple[int, ...] = (10, 100, 1000, 10000)
-    retained_buckets: int = 2
-    lost_after_seconds: float = 120.0
-    rank_timeout_seconds: float = 30.0
-    straggler_factor: float = 1.5
-    straggler_patience: int = 3
-    spike_factor: float = 3.0
-    spike_window: int = 20
-    spike_metrics: re.Pattern[str] = re.compile("loss")
-    rank_metrics: re.Pattern[str] = re.compile(DEFAULT_RANK_METRICS)
-    gpu_metrics: re.Pattern[str] = re.compile(r"gpu\d*[_./]?util")
-    window_seconds: tuple[int, ...] = (10, 60)
-    state_retention_seconds: float = 3600.0
+    resolutions: tuple[int, ...] = parse_positive_ints(_DEFAULTS.rollup_resolutions, "FLEETLOG_ROLLUP_RESOLUTIONS")
+    retained_buckets: int = _DEFAULTS.rollup_retained_buckets
+    lost_after_seconds: float = _DEFAULTS.lost_run_timeout_seconds
+    rank_timeout_seconds: float = _DEFAULTS.rank_timeout_seconds
+    straggler_factor: float = _DEFAULTS.straggler_factor
+    straggler_patience: int = _DEFAULTS.straggler_patience
+    spike_factor: float = _DEFAULTS.spike_factor
+    spike_window: int = _DEFAULTS.spike_window_points
+    spike_metrics: re.Pattern[str] = re.compile(_DEFAULTS.spike_metrics)
+    rank_metrics: re.Pattern[str] = re.compile(_DEFAULTS.rank_metrics)
+    gpu_metrics: re.Pattern[str] = re.compile(_DEFAULTS.gpu_metrics)
+    window_seconds: tuple[int, ...] = parse_positive_ints(
+        _DEFAULTS.fleet_windows_seconds, "FLEETLOG_FLEET_WINDOWS_SECONDS"
+    )
+    state_retention_seconds: float = _DEFAULTS.state_retention_seconds
 
     def __post_init__(self) -> None:
         if self.retained_buckets < 0 or self.straggler_patience < 1 or self.spike_window < 3:
-            raise ValueError("retained buckets must be >= 0, straggler patience >= 1, spike window >= 3")
+            raise ConfigError("retained buckets must be >= 0, straggler patience >= 1, spike window >= 3")
         if min(self.lost_after_seconds, self.rank_timeout_seconds, self.state_retention_seconds) <= 0:
-            raise ValueError("timeouts and retention must be positive")
+            raise ConfigError("timeouts and retention must be positive")
         if self.straggler_factor <= 1 or self.spike_factor <= 1:
-            raise ValueError("straggler and spike factors must be > 1")
+            raise ConfigError("straggler and spike factors must be > 1")
 
     @classmethod
     def from_settings(cls, settings: Any) -> ProcessorConfig:
         """Parse the processor's fields of a ``fleetlog.config.Settings``."""
-        s = settings
+        p = settings.processor
         return cls(
-            resolutions=parse_positive_ints(s.rollup_resolutions, "FLEETLOG_ROLLUP_RESOLUTIONS"),
-            retained_buckets=s.rollup_retained_buckets,
-            lost_after_seconds=s.lost_run_timeout_seconds,
-            rank_timeout_seconds=s.rank_timeout_seconds,
-            straggler_factor=s.straggler_factor,
-            straggler_patience=s.straggler_patience,
-            spike_factor=s.spike_factor,
-            spike_window=s.spike_window_points,
-            spike_metrics=_pattern(s.spike_metrics, "FLEETLOG_SPIKE_METRICS"),
-            rank_metrics=_pattern(s.rank_metrics, "FLEETLOG_RANK_METRICS"),
-            gpu_metrics=_pattern(s.gpu_metrics, "FLEETLOG_GPU_METRICS"),
-            window_seconds=parse_positive_ints(s.fleet_windows, "FLEETLOG_FLEET_WINDOWS"),
-            state_retention_seconds=s.processor_state_retention_seconds,
+            resolutions=parse_positive_ints(p.rollup_resolutions, "FLEETLOG_ROLLUP_RESOLUTIONS"),
+            retained_buckets=p.rollup_retained_buckets,
+            lost_after_seconds=p.lost_run_timeout_seconds,
+            rank_timeout_seconds=p.rank_timeout_seconds,
+            straggler_factor=p.straggler_factor,
+            straggler_patience=p.straggler_patience,
+            spike_factor=p.spike_factor,
+            spike_window=p.spike_window_points,
+            spike_metrics=_pattern(p.spike_metrics, "FLEETLOG_SPIKE_METRICS"),
+            rank_metrics=_pattern(p.rank_metrics, "FLEETLOG_RANK_METRICS"),
+            gpu_metrics=_pattern(p.gpu_metrics, "FLEETLOG_GPU_METRICS"),
+            window_seconds=parse_positive_ints(p.fleet_windows_seconds, "FLEETLOG_FLEET_WINDOWS_SECONDS"),
+            state_retention_seconds=p.state_retention_seconds,
         )

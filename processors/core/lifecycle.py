@@ -17,7 +17,7 @@ from typing import Any
 
 from fleetlog.processors.core.state import RunState
 
-from fleetlog.events import Envelope, InvalidEvent
+from fleetlog.events import Envelope, InvalidEvent, RunStatus
 
 __all__ = ["ALERT_RULES_TABLE", "apply_event", "parse_alert_rules", "run_row"]
 
@@ -81,14 +81,14 @@ def _seconds(value: Any, default: float) -> float:
 def run_row(run_id: str, run: RunState, now: float) -> dict[str, Any]:
     """The run's summary row; ``version`` is the run's emission counter."""
     start = run.start_time or (run.first_point_ms / 1000.0 if run.first_point_ms else now)
-    finished = run.status in ("Completed", "Failed", "Canceled")
+    finished = run.status in RunStatus.TERMINAL
     end = (run.end_time or now) if finished else None
     last_activity = max(run.last_heartbeat, run.last_point_ms / 1000.0)
     return {
         "run_id": run_id,
         "project": run.project,
         "experiment": run.experiment,
-        "status": "Lost" if run.lost else (run.status or "Running"),
+        "status": RunStatus.LOST if run.lost else (run.status or RunStatus.RUNNING),
         "start_time": start,
         "end_time": end,
         "duration_seconds": max(0.0, (end if end is not None else max(last_activity, start)) - start),

@@ -24,6 +24,8 @@ from fleetlog.processors.core.aggregate import Aggregate
 from fleetlog.processors.core.codec import pack, unpack
 from fleetlog.processors.core.rollup import NONE
 
+from fleetlog.events import RunStatus
+
 __all__ = ["CrossState", "RunIndex", "RunState", "SeriesState", "key", "run_of"]
 
 FORMAT = 1
@@ -185,7 +187,7 @@ class RunState:
 
     @property
     def ended(self) -> bool:
-        return self.lost or self.status in ("Completed", "Failed", "Canceled")
+        return self.lost or self.status in RunStatus.TERMINAL
 
     def encode(self) -> bytes:
         return pack({"v": FORMAT, **asdict(self)})

@@ -11,7 +11,7 @@ from polling import eventually
 
 import fleetlog
 from fleetlog import query
-from fleetlog.config import Settings, mask_url
+from fleetlog.config import mask_url
 
 HOSTILE = [
     "quote ' and \" double",
@@ -26,7 +26,7 @@ HOSTILE = [
 
 
 def test_hostile_names_and_values_are_stored_verbatim(settings, stack):
-    s = Settings.from_env({}, **{**settings.__dict__, "telemetry_interval_seconds": 0})
+    s = settings.replace(telemetry_interval_seconds=0)
     exp = fleetlog.Experiment("hostile ' exp", settings=s)
     big = "€" * 300_000  # ~900 KB of UTF-8, under the 1 MiB value limit
     with exp.start_logging(display_name=HOSTILE[4]) as run:
@@ -57,7 +57,7 @@ def test_hostile_names_and_values_are_stored_verbatim(settings, stack):
 
 
 def test_limits_are_refused_at_the_call_site_with_clear_errors(settings):
-    exp = fleetlog.Experiment("limits", settings=Settings.from_env({}, **{**settings.__dict__, "mode": "offline"}))
+    exp = fleetlog.Experiment("limits", settings=settings.replace(mode="offline"))
     run = exp.start_logging(telemetry=False)
     with pytest.raises(ValueError, match=r"1\.\.1024 bytes"):
         run.log("m" * 2000, 1.0)
@@ -79,7 +79,7 @@ def test_limits_are_refused_at_the_call_site_with_clear_errors(settings):
 
 
 def test_query_layer_binds_every_value_no_injection(settings, stack):
-    s = Settings.from_env({}, **{**settings.__dict__, "telemetry_interval_seconds": 0})
+    s = settings.replace(telemetry_interval_seconds=0)
     exp = fleetlog.Experiment("inject", settings=s)
     with exp.start_logging(run_id="victim") as run:
         run.log("loss", 1.0)
@@ -108,16 +108,16 @@ def test_query_layer_binds_every_value_no_injection(settings, stack):
 def test_passwords_never_appear_in_logs_settings_or_errors(settings, tmp_path):
     secret = "s3cr3t-pa55"
     url = f"http://writer:{secret}@127.0.0.1:1/fleetlog"
-    s = Settings.from_env({}, **{**settings.__dict__, "clickhouse_url": url, "kafka_sasl_password": secret})
+    s = settings.replace(clickhouse_url=url, kafka_sasl_password=secret)
     assert secret not in repr(s) and secret not in mask_url(url)
     with pytest.raises(fleetlog.StoreUnavailable) as err:
         query.sql("SELECT 1", settings=s)
     assert secret not in str(err.value)
     env = {
         "FLEETLOG_HOME": str(tmp_path),
-        "FLEETLOG_CLICKHOUSE": url,
-        "FLEETLOG_KAFKA": settings.kafka_bootstrap,
-        "FLEETLOG_TOPIC_PREFIX": settings.topic_prefix,
+        "FLEETLOG_CLICKHOUSE_URL": url,
+        "FLEETLOG_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+        "FLEETLOG_TOPIC_PREFIX": settings.topics.prefix,
         "PATH": "/usr/bin:/bin",
     }
     out = subprocess.run(
@@ -132,7 +132,7 @@ def test_passwords_never_appear_in_logs_settings_or_errors(settings, tmp_path):
 
 
 def test_a_50_mb_image_goes_to_the_artifact_store_not_through_kafka(settings, stack, tmp_path):
-    s = Settings.from_env({}, **{**settings.__dict__, "telemetry_interval_seconds": 0})
+    s = settings.replace(telemetry_interval_seconds=0)
     image = tmp_path / "huge.png"
     with open(image, "wb") as fh:
         fh.write(b"\x89PNG\r\n\x1a\n")

@@ -10,10 +10,12 @@ import textwrap
 import time
 
 from fleetlog.producers.sync import sync_spool
+from polling import wait_for
 
 import fleetlog
 from fleetlog import query
 from fleetlog.config import Settings
+from fleetlog.lag import consumer_lag
 from fleetlog.localkafka import free_port
 
 
@@ -27,16 +29,17 @@ def landed(settings: Settings, run_id: str) -> tuple[int, float]:
 
 
 def wait_landed(settings: Settings, run_id: str, expected: tuple[int, float], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while landed(settings, run_id) != expected:
-        assert time.monotonic() < deadline, landed(settings, run_id)
-        time.sleep(0.5)
+    wait_for(lambda: landed(settings, run_id) == expected, timeout, f"{expected} points of {run_id} to land")
+
+
+def sink_caught_up(settings: Settings) -> bool:
+    """The sink committed every record of the SDK's topics, so it inserted them all (it commits after inserting)."""
+    lag = asyncio.run(consumer_lag(settings, "fleetlog-sink", [settings.metrics_topic, settings.events_topic]))
+    return sum(lag.values()) == 0
 
 
 def test_broker_unreachable_from_the_start_then_sync_lands_everything_once(settings, stack):
-    nowhere = Settings.from_env(
-        {}, **{**settings.__dict__, "kafka_bootstrap": f"127.0.0.1:{free_port()}", "telemetry_interval_seconds": 0}
-    )
+    nowhere = settings.replace(kafka_bootstrap=f"127.0.0.1:{free_port()}", telemetry_interval_seconds=0)
     exp = fleetlog.Experiment("no-broker", settings=nowhere)
     run = exp.start_logging()
     t = time.perf_counter()
@@ -72,21 +75,18 @@ os.kill(os.getpid(), signal.SIGKILL)
 def test_everything_flush_returned_for_survives_a_sigkill(settings, stack, sdk_env, tmp_path):
     script = tmp_path / "killed.py"
     script.write_text(textwrap.dedent(KILLED))
-    env = {**sdk_env, "FLEETLOG_TELEMETRY_INTERVAL": "0"}
+    env = {**sdk_env, "FLEETLOG_TELEMETRY_INTERVAL_SECONDS": "0"}
     out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == -9
     run_id = out.stdout.split()[0]
-    deadline = time.monotonic() + 60
-    while landed(settings, run_id)[0] < 10_000:
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
-    time.sleep(2)
+    wait_for(lambda: landed(settings, run_id)[0] >= 10_000, 60, "the 10,000 flushed points to land")
+    wait_for(lambda: sink_caught_up(settings), 60, "the sink to take in whatever else reached Kafka")
     n, total = landed(settings, run_id)
     assert 10_000 <= n <= 15_000 and total == n  # flushed points all there; the rest at most what was buffered
 
 
 def test_a_full_spool_warns_drops_newest_and_training_goes_on(tmp_path, caplog):
-    s = Settings(
+    s = Settings.build(
         home=tmp_path,
         kafka_bootstrap=f"127.0.0.1:{free_port()}",
         mode="offline",

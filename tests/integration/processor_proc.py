@@ -47,11 +47,11 @@ def main(run_id: str, steps: int, seconds: float, plant: str, end: str = "comple
         if step % 100 == 99:
             lag = start + seconds * (step + 1) / steps - time.monotonic()
             if lag > 0:
-                time.sleep(lag)
+                time.sleep(lag)  # pacing: the run logs its steps over ``seconds``, as training would
     if end == "hang":
         run.flush()
         print("hanging", flush=True)
-        time.sleep(3600)
+        time.sleep(3600)  # a hung training process, until the test kills it
     run.complete()
     exp.close()
     print(f"logged {steps * len(names)} dropped {run.dropped_points}", flush=True)

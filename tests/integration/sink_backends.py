@@ -4,7 +4,7 @@ Backends:
 
 * ``chdb``: the sink owns an embedded chDB store and serves its HTTP endpoint (the default);
 * ``http``: ``fleetlog store serve`` owns the store and serves it like a ClickHouse server, and
-  the sink writes to it with ``FLEETLOG_CLICKHOUSE=http://...`` -- clickhouse-connect's HTTP
+  the sink writes to it with ``FLEETLOG_CLICKHOUSE_URL=http://...`` -- clickhouse-connect's HTTP
   path, as against a real server.
 
 Known data (:func:`produce`) goes straight to Kafka without a producer session, so no
@@ -15,7 +15,6 @@ sequence-number de-duplication can hide a repeated batch: only the sink's commit
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import signal
 import subprocess
@@ -29,7 +28,7 @@ from aiokafka import AIOKafkaProducer
 from polling import wait_for
 
 from fleetlog import query
-from fleetlog.config import ENV_VARS, Settings
+from fleetlog.config import Settings
 from fleetlog.events import Envelope, Source, encode, encode_metrics
 from fleetlog.lag import consumer_lag
 from fleetlog.stack import SINK, STORE, LocalStack
@@ -42,14 +41,14 @@ GROUP = "fleetlog-sink"
 def backend_settings(settings: Settings, backend: str, **changes: object) -> Settings:
     """The test's settings for a backend: ``http`` writes through a store server on the endpoint port."""
     if backend == "http":
-        changes.setdefault("clickhouse_url", f"http://127.0.0.1:{settings.http_port}/fleetlog")
-    return dataclasses.replace(settings, **changes)
+        changes.setdefault("clickhouse_url", f"http://127.0.0.1:{settings.store.http_port}/fleetlog")
+    return settings.replace(**changes)
 
 
 def start_backend(settings: Settings) -> LocalStack:
     """A sink for ``settings``, behind a store server when the backend is ``http``."""
     stack = LocalStack(settings)
-    if not settings.is_embedded_store:
+    if not settings.store.is_embedded:
         stack.start(STORE)
     stack.start(SINK)
     return stack
@@ -62,7 +61,7 @@ def stop_backend(stack: LocalStack) -> None:
 
 def child_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment a fleetlog child process reads ``settings`` from."""
-    env = {**os.environ, **{var: str(getattr(settings, name)) for name, (var, _) in ENV_VARS.items()}}
+    env = {**os.environ, **settings.to_env()}
     return {**env, **extra}
 
 
@@ -88,6 +87,16 @@ class Sink:
         state = self.settings.state_dir / f"sink-{self.proc.pid}.json"
         wait_for(lambda: state.exists() or self.proc.poll() is not None, timeout, f"{self.name} to start", 0.1)
         assert self.proc.poll() is None, f"{self.name} exited with {self.proc.returncode}"
+
+    def stats(self) -> dict[str, int]:
+        """This sink's own counters, from the status file it rewrites every second."""
+        import json
+
+        assert self.proc is not None, f"{self.name} was never started"
+        try:
+            return json.loads((self.settings.state_dir / f"sink-{self.proc.pid}.json").read_text())["stats"]
+        except (OSError, ValueError, KeyError):
+            return {}
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -142,7 +151,7 @@ async def produce(
 ) -> None:
     """Send the known data to the metrics topic, spread over about ``seconds`` (the rest at once after ``hurry``)."""
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
         pause = seconds / data.records if seconds else 0.0
@@ -150,7 +159,7 @@ async def produce(
             sends = [data.messages(run, record) for run in range(data.runs)]
             await asyncio.gather(*[await producer.send(settings.metrics_topic, v, key=k) for k, v in sends])
             if pause and not (hurry is not None and hurry.is_set()):
-                await asyncio.sleep(pause)
+                await asyncio.sleep(pause)  # pacing: the data streams in for ``seconds``, it waits for no state
         for rid in data.run_ids():
             env = Envelope(kind="run", run_id=rid, experiment="known", sent_at=time.time(), body={"status": "Done"})
             await producer.send_and_wait(settings.events_topic, encode(env), key=rid.encode())

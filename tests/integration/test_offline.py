@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 from fleetlog.producers.sync import sync_spool
+from polling import eventually, wait_for
+from sink_backends import wait_drained
 
 import fleetlog
 from fleetlog import query
@@ -31,20 +33,19 @@ def counts(settings: Settings, run_id: str) -> dict[str, tuple[int, float]]:
 
 
 def wait_for_counts(settings: Settings, run_id: str, expected: dict, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while counts(settings, run_id) != expected:
-        if time.monotonic() > deadline:
-            assert counts(settings, run_id) == expected
-        time.sleep(0.5)
+    def check() -> None:
+        assert counts(settings, run_id) == expected
+
+    eventually(check, timeout)
 
 
 @pytest.fixture
 def sink_settings(settings: Settings, stack: LocalStack) -> Settings:
-    return Settings.from_env({}, **{**settings.__dict__, "telemetry_interval_seconds": 0})
+    return settings.replace(telemetry_interval_seconds=0)
 
 
 def test_offline_run_spools_to_disk_and_sync_lands_it_exactly_once(sink_settings, tmp_path):
-    offline = Settings.from_env({}, **{**sink_settings.__dict__, "mode": "offline"})
+    offline = sink_settings.replace(mode="offline")
     exp = fleetlog.Experiment("offline", settings=offline)
     run = exp.start_logging()
     for i in range(20_000):
@@ -64,7 +65,7 @@ def test_offline_run_spools_to_disk_and_sync_lands_it_exactly_once(sink_settings
     # Syncing the same spool again (say, from a backup) must not duplicate anything.
     again = asyncio.run(sync_spool(sink_settings, next(p for p in backup.iterdir() if p.is_dir())))
     assert again.points == 20_000
-    time.sleep(2.0)
+    wait_drained(sink_settings)  # the sink took in the second copy: whatever it was going to store, it stored
     assert counts(sink_settings, run.id) == expected
     status = query.sql("SELECT status FROM runs FINAL WHERE run_id = {r:String}", {"r": run.id}, settings=sink_settings)
     assert status["status"].tolist() == ["Completed"]
@@ -80,7 +81,7 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]
 
 @pytest.mark.parametrize("outage_seconds", [0, 30], ids=["blip", "30s"])
 def test_broker_outage_mid_run_spools_and_replays_without_blocking(own_broker, tmp_path, outage_seconds):
-    s = Settings(
+    s = Settings.build(
         home=tmp_path / "home",
         kafka_bootstrap=own_broker.bootstrap,
         topic_prefix=f"o{uuid.uuid4().hex[:8]}",
@@ -105,13 +106,10 @@ def test_broker_outage_mid_run_spools_and_replays_without_blocking(own_broker, t
             run.log("x", 2.0)
             slowest = max(slowest, time.perf_counter() - t)
             if outage_seconds and i % 500 == 499:  # keep training (and logging) through the whole outage
-                time.sleep(outage_seconds / 10)
+                time.sleep(outage_seconds / 10)  # the test's subject: an outage this long, not a wait for a state
         assert slowest < 0.05  # the training loop never waits on the broker
         assert not run.flush(3)  # not acknowledged: spooled, not lost
-        deadline = time.monotonic() + 30
-        while not any(s.spool_dir.rglob("*.spool")) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert any(s.spool_dir.rglob("*.spool"))
+        wait_for(lambda: any(s.spool_dir.rglob("*.spool")), 30, "the unacknowledged messages to reach the spool", 0.2)
         assert time.monotonic() - down_since >= outage_seconds
         own_broker.start()
         deadline = time.monotonic() + 90
@@ -150,7 +148,7 @@ print(run.id, os.waitstatus_to_exitcode(status), flush=True)
 def test_a_forked_child_neither_deadlocks_nor_duplicates_buffered_points(sink_settings, sdk_env, tmp_path):
     script = tmp_path / "forking.py"
     script.write_text(textwrap.dedent(FORKING))
-    env = {**sdk_env, "FLEETLOG_TELEMETRY_INTERVAL": "0", "FLEETLOG_FLUSH_INTERVAL": "5"}
+    env = {**sdk_env, "FLEETLOG_TELEMETRY_INTERVAL_SECONDS": "0", "FLEETLOG_FLUSH_INTERVAL_SECONDS": "5"}
     out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     run_id, child_code = out.stdout.split()

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +22,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from aiokafka import AIOKafkaProducer
-from polling import wait_for
+from polling import wait_for, wait_steady
 
 from fleetlog import query
-from fleetlog.config import ENV_VARS, Settings
+from fleetlog.config import Settings
 from fleetlog.lag import consumer_lag
 from fleetlog.stack import LocalStack
 
@@ -42,7 +41,7 @@ class Processors:
         self.settings = settings
         self.env = {
             **os.environ,
-            **{var: str(getattr(settings, name)) for name, (var, _) in ENV_VARS.items()},
+            **settings.to_env(),
             **extra_env,
         }
         self.procs: list[subprocess.Popen] = []
@@ -98,16 +97,16 @@ def produce(sdk_env: dict[str, str], run_id: str, steps: int, seconds: float, pl
 
 
 def settled(settings: Settings) -> None:
-    """Wait until processors and sink have consumed everything (twice in a row, a second apart)."""
+    """Wait until processors and sink have consumed everything, and stay so for 1.5 s (timers emit too)."""
     s = settings
 
     def idle() -> bool:
-        source = asyncio.run(consumer_lag(s, f"{s.topic_prefix}-processor", [s.metrics_topic, s.events_topic]))
+        source = asyncio.run(consumer_lag(s, f"{s.topics.prefix}-processor", [s.metrics_topic, s.events_topic]))
         topics = [s.derived_topic, s.alerts_topic, s.dead_letter_topic, s.metrics_topic]
         sink = asyncio.run(consumer_lag(s, "fleetlog-sink", topics))
         return sum(source.values()) + sum(sink.values()) == 0
 
-    wait_for(lambda: idle() and (time.sleep(1.5) or idle()), 90, "processors and sink to catch up")
+    wait_steady(idle, 1.5, 90, "processors and sink to catch up")
 
 
 def sql(settings: Settings, text: str) -> pd.DataFrame:
@@ -244,7 +243,7 @@ def test_two_workers_match_a_recomputation_and_aggregate_across_ranks(
 
 
 async def _send_raw(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap)
     await producer.start()
     try:
         for key, value in records:
@@ -253,7 +252,7 @@ async def _send_raw(settings: Settings, records: list[tuple[bytes, bytes]]) -> N
         await producer.stop()
 
 
-@pytest.mark.parametrize("processors", [{"FLEETLOG_LOST_RUN_TIMEOUT": "3"}], indirect=True)
+@pytest.mark.parametrize("processors", [{"FLEETLOG_LOST_RUN_TIMEOUT_SECONDS": "3"}], indirect=True)
 def test_malformed_messages_become_dead_letters_and_silent_runs_become_lost(
     settings: Settings, processors: Processors, sdk_env
 ):
@@ -305,5 +304,8 @@ def test_malformed_messages_become_dead_letters_and_silent_runs_become_lost(
     assert "does not match run id" in dead["reason"][2] and "does not fit world size" in dead["reason"][3]
     lost = alerts(settings)
     assert lost[["run_id", "rule"]].values.tolist() == [["silent", "lost"]]
+    # query.fleet reads the processors' verdict (their 3 s timeout); it does not decide again from raw points
+    fleet = query.fleet(lost_after_seconds=1e9, settings=settings)
+    assert fleet["lost"][["run_id", "source"]].values.tolist() == [["silent", "processors"]]
     # The run's open buckets were flushed when it was declared lost: rollups are complete.
     check_rollups_and_summaries(settings)

@@ -34,7 +34,7 @@ FLEETLOG = [sys.executable, "-m", "fleetlog"]
 @pytest.fixture(scope="module")
 def qs(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     home = tmp_path_factory.mktemp("query")
-    settings = Settings(
+    settings = Settings.build(
         home=home,
         kafka_bootstrap=kafka.bootstrap,
         topic_prefix=f"q{uuid.uuid4().hex[:10]}",
@@ -55,10 +55,10 @@ def env(qs: Settings) -> dict[str, str]:
     return {
         **os.environ,
         "FLEETLOG_HOME": str(qs.home),
-        "FLEETLOG_KAFKA": qs.kafka_bootstrap,
-        "FLEETLOG_TOPIC_PREFIX": qs.topic_prefix,
-        "FLEETLOG_HTTP_PORT": str(qs.http_port),
-        "FLEETLOG_TELEMETRY_INTERVAL": "0",
+        "FLEETLOG_KAFKA_BOOTSTRAP": qs.kafka.bootstrap,
+        "FLEETLOG_TOPIC_PREFIX": qs.topics.prefix,
+        "FLEETLOG_HTTP_PORT": str(qs.store.http_port),
+        "FLEETLOG_TELEMETRY_INTERVAL_SECONDS": "0",
         "FLEETLOG_OUTPUTS_DIR": "",
         "COLUMNS": "200",
     }
@@ -160,7 +160,7 @@ for step in range(40):
     if step % 10 == 0:
         run.log_text(f"epoch {step // 10}")
     run.flush()
-    time.sleep(0.1)
+    time.sleep(0.1)  # pacing: a live run whose points arrive while the tail follows it
 run.complete()
 """
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -25,7 +24,7 @@ from fleetlog.stack import SINK, LocalStack
 @pytest.fixture(scope="module")
 def api_settings(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     home = tmp_path_factory.mktemp("api")
-    s = Settings(
+    s = Settings.build(
         home=home,
         kafka_bootstrap=kafka.bootstrap,
         topic_prefix=f"a{uuid.uuid4().hex[:10]}",
@@ -155,7 +154,11 @@ def test_python_logging_and_telemetry_land_in_the_run(api_settings):
         raise ValueError("bad batch")
     except ValueError:
         logger.exception("step failed")
-    time.sleep(0.5)  # let the telemetry sampler take a sample or two
+
+    def sampled() -> None:  # the telemetry sampler stops with the run: let its samples land first
+        assert {"sys/cpu_percent", "sys/memory_used_bytes"} <= set(run.get_metrics())
+
+    eventually(sampled)
     run.complete()
 
     def landed():

@@ -44,7 +44,7 @@ print("done", flush=True)
 
 @pytest.fixture(scope="module")
 def script_settings(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    s = Settings(
+    s = Settings.build(
         home=tmp_path_factory.mktemp("scripts"),
         kafka_bootstrap=kafka.bootstrap,
         topic_prefix=f"s{uuid.uuid4().hex[:10]}",
@@ -124,10 +124,10 @@ def test_cli_submit_streams_output_and_returns_the_exit_code(script_settings, so
     env = {
         **__import__("os").environ,
         "FLEETLOG_HOME": str(script_settings.home),
-        "FLEETLOG_KAFKA": script_settings.kafka_bootstrap,
-        "FLEETLOG_TOPIC_PREFIX": script_settings.topic_prefix,
-        "FLEETLOG_HTTP_PORT": str(script_settings.http_port),
-        "FLEETLOG_TELEMETRY_INTERVAL": "0",
+        "FLEETLOG_KAFKA_BOOTSTRAP": script_settings.kafka.bootstrap,
+        "FLEETLOG_TOPIC_PREFIX": script_settings.topics.prefix,
+        "FLEETLOG_HTTP_PORT": str(script_settings.store.http_port),
+        "FLEETLOG_TELEMETRY_INTERVAL_SECONDS": "0",
     }
     ok = subprocess.run(
         [sys.executable, "-m", "fleetlog", "submit", "train.py", "--experiment", "cli"],

@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 
+from polling import wait_for
 from sink_backends import KnownData, assert_exactly_once, backend_settings, lag, produce, wait_drained
 
 from fleetlog.stack import SINK, LocalStack
@@ -36,14 +37,12 @@ def test_sigkill_during_inserts_loses_and_duplicates_nothing(settings):
     try:
         for _ in range(KILLS):
             stack.start(SINK)
-            time.sleep(rng.uniform(0.3, 2.0))
+            time.sleep(rng.uniform(0.3, 2.0))  # the test's subject: a kill at a random moment of the sink's work
             pid = stack.pid(SINK)
             assert pid is not None, "the sink died before it was killed"
             behind.append(lag(s))
             os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while stack.pid(SINK) is not None and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_for(lambda: stack.pid(SINK) is None, 10, "the killed sink to be gone", every=0.05)
         hurry.set()
         producer.join(timeout=120)
         stack.start(SINK)

@@ -52,7 +52,7 @@ async def _poison(settings: Settings, run_id: str) -> None:
     env = Envelope(kind="metrics", run_id=run_id, source=Source(host="t"), sent_at=time.time())
     ts = 1_000_000_000_000 + months * 31 * 86_400_000
     [(_, spread)] = list(encode_metrics(env, ["loss"], np.zeros(200, np.uint32), months, ts, np.ones(200)))
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(settings.derived_topic, encode(bad_alert), key=run_id.encode())
@@ -67,14 +67,14 @@ def test_store_outage_pauses_then_resumes_and_refused_rows_become_dead_letters(s
     stack = start_backend(s)
     try:
         producer = _streaming(s, data, seconds=12)
-        time.sleep(2)
+        wait_for(lambda: sink_stats(s).get("points_inserted", 0) > 0, 30, "the stream to reach the store")
         asyncio.run(_poison(s, data.run_ids()[0]))
-        time.sleep(1)
+        wait_for(lambda: sink_stats(s).get("dead_letters", 0) >= 2, 30, "the two refused records to be parked")
         stack.stop(STORE)  # the "server" goes away mid-stream
         wait_for(lambda: sink_stats(s).get("paused") == 1, 30, "the sink to pause")
-        time.sleep(3)
+        wait_for(lambda: sink_stats(s).get("store_retries", 0) >= 2, 60, "the sink to retry the missing store")
         retries = sink_stats(s)["store_retries"]
-        assert retries >= 1 and stack.pid(SINK) is not None, "the sink must wait for the store, not die"
+        assert stack.pid(SINK) is not None, "the sink must wait for the store, not die"
         stack.start(STORE)
         producer.join(timeout=60)
         wait_drained(s)
@@ -99,15 +99,15 @@ def test_two_sinks_racing_through_rebalances_and_a_kill(settings):
     b = Sink(s, "sink-b")
     try:
         producer = _streaming(s, data, seconds=20)
-        time.sleep(2)
+        wait_for(lambda: sink_stats(s).get("points_inserted", 0) > 0, 30, "the stream to reach the store")
         b.start()  # rebalance: A gives up partitions to B mid-stream
-        time.sleep(3)
+        wait_for(lambda: b.stats().get("records_received", 0) > 0, 60, "sink B to read from its partitions")
         b.kill(signal.SIGKILL)  # B dies mid-batch; its partitions go back to A after its session times out
-        time.sleep(1)
-        b.start()
-        time.sleep(3)
+        b.start()  # at once: the group still counts the dead B as a member
+        wait_for(lambda: b.stats().get("rebalances", 0) >= 1, 60, "the new sink B to be given partitions")
+        joined = b.stats()["rebalances"]
         stack.stop(SINK)  # A leaves cleanly (flushes, commits, leaves the group)
-        time.sleep(2)
+        wait_for(lambda: b.stats().get("rebalances", 0) > joined, 60, "sink B to take over A's partitions")
         stack.start(SINK)
         producer.join(timeout=60)
         wait_drained(s)

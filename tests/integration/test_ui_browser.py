@@ -50,7 +50,7 @@ def ui_stack(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Ite
     if not (DIST / "app.js").is_file():
         pytest.fail("the dashboard's front end is not built: run `make ui` (make test does)")
     home = tmp_path_factory.mktemp("ui")
-    settings = Settings(
+    settings = Settings.build(
         home=home,
         kafka_bootstrap=kafka.bootstrap,
         topic_prefix=f"u{uuid.uuid4().hex[:10]}",
@@ -142,13 +142,13 @@ def chart(browser: WebDriver, metric: str) -> dict[str, str]:
 
 def test_status_reports_the_dashboard_address(ui_stack):
     report = ui_stack.status()
-    assert report["ui"]["state"] == "running" and report["ui"]["address"] == ui_stack.settings.ui_url
-    with urllib.request.urlopen(f"{ui_stack.settings.ui_url}/api/health", timeout=10) as resp:
+    assert report["ui"]["state"] == "running" and report["ui"]["address"] == ui_stack.settings.ui.url
+    with urllib.request.urlopen(f"{ui_stack.settings.ui.url}/api/health", timeout=10) as resp:
         assert resp.status == 200
 
 
 def test_runs_table_run_page_zoom_and_compare(ui_stack, runs, browser):
-    base = ui_stack.settings.ui_url
+    base = ui_stack.settings.ui.url
     browser.get(f"{base}/#/")
     rows = wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr")) == 3, what="3 rows")
     assert rows
@@ -187,7 +187,7 @@ def test_runs_table_run_page_zoom_and_compare(ui_stack, runs, browser):
 
 
 def test_live_run_updates_and_fleet_page(ui_stack, runs, browser):
-    base = ui_stack.settings.ui_url
+    base = ui_stack.settings.ui.url
     live = runs["_live_run"]
     browser.get(f"{base}/#/run/{runs['live']}")
     first = wait_for(lambda: int(chart(browser, "train/loss")["points"] or 0), what="the live chart")

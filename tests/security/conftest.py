@@ -66,6 +66,6 @@ def secured_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredS
         host, port = endpoint.address
         reader = endpoint.credentials.reader
         url = f"http://{reader.name}:{reader.password}@{host}:{port}/{database}"
-        settings = Settings(home=tmp_path_factory.mktemp("home"), clickhouse_url=url)
+        settings = Settings.build(home=tmp_path_factory.mktemp("home"), clickhouse_url=url)
         yield SecuredStore(settings=settings, owner=owner, database=database)
     bootstrap.command(f"DROP DATABASE IF EXISTS {database}")

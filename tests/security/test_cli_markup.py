@@ -30,7 +30,7 @@ def fleetlog(store: SecuredStore, *args: str) -> subprocess.CompletedProcess[str
     env = {
         **os.environ,
         "FLEETLOG_HOME": str(store.settings.home),
-        "FLEETLOG_CLICKHOUSE": store.settings.clickhouse_url,
+        "FLEETLOG_CLICKHOUSE_URL": store.settings.store.url,
         "COLUMNS": "250",  # no wrapping: names appear whole
     }
     return subprocess.run(

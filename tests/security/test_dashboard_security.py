@@ -65,7 +65,7 @@ class Dashboard:
 def dashboard(secured_store: SecuredStore) -> Iterator[Dashboard]:
     settings = secured_store.settings
     port = free_port()
-    env = {**os.environ, "FLEETLOG_HOME": str(settings.home), "FLEETLOG_CLICKHOUSE": settings.clickhouse_url}
+    env = {**os.environ, "FLEETLOG_HOME": str(settings.home), "FLEETLOG_CLICKHOUSE_URL": settings.store.url}
     command = [sys.executable, "-m", "fleetlog", "ui", "--host", "127.0.0.1", "--port", str(port), "--token", TOKEN]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     board = Dashboard(port)

@@ -41,8 +41,7 @@ def owner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
 
 
 def serve(owner: Client, **limits: float) -> HttpEndpoint:
-    endpoint = HttpEndpoint(owner, port=0)
-    endpoint.limits = Limits(**limits)  # type: ignore[arg-type]
+    endpoint = HttpEndpoint(owner, port=0, limits=Limits(**limits))  # type: ignore[arg-type]
     endpoint.start()
     return endpoint
 

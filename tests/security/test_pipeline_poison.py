@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
 from poison import deep_record, forged_alert, forged_rollup, huge_declared_length, wide_deep_record
-from polling import wait_for
+from polling import wait_for, wait_steady
 
 from fleetlog import query
 from fleetlog.config import Settings
@@ -55,7 +55,7 @@ def _tag(name: str) -> bytes:
 async def _send(settings: Settings) -> None:
     """Points first, then each poison message followed by points and a tag on partition 0 of both topics."""
     topics = {"metrics": settings.metrics_topic, "events": settings.events_topic}
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", max_request_size=8 << 20)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all", max_request_size=8 << 20)
     await producer.start()
     try:
         await producer.send_and_wait(topics["metrics"], _points(0), key=b"good", partition=0)
@@ -70,7 +70,7 @@ async def _send(settings: Settings) -> None:
 def _settled(settings: Settings) -> bool:
     """Both consumer groups have committed everything (then nothing more can arrive)."""
     s = settings
-    source = asyncio.run(consumer_lag(s, f"{s.topic_prefix}-processor", [s.metrics_topic, s.events_topic]))
+    source = asyncio.run(consumer_lag(s, f"{s.topics.prefix}-processor", [s.metrics_topic, s.events_topic]))
     topics = [s.metrics_topic, s.events_topic, s.derived_topic, s.alerts_topic, s.dead_letter_topic]
     sink = asyncio.run(consumer_lag(s, "fleetlog-sink", topics))
     return sum(source.values()) + sum(sink.values()) == 0
@@ -105,7 +105,7 @@ def test_poison_messages_are_one_dead_letter_each_and_nothing_stops(
         return int(points["n"].iloc[0]) == total and int(tags["n"].iloc[0]) == len(POISON)
 
     wait_for(landed, 120, "the valid points and tags after every poison message to land")
-    wait_for(lambda: _settled(settings) and (time.sleep(1.5) or _settled(settings)), 90, "both stages to catch up")
+    wait_steady(lambda: _settled(settings), 1.5, 90, "both stages to catch up")
 
     assert stack.pid(SINK) == sink and stack.pid(PROCESSOR) == processor, "a stage died (or restarted)"
     dead = _sql(settings, "SELECT key, stage, reason FROM dead_letters ORDER BY key")

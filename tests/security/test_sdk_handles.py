@@ -71,7 +71,7 @@ def test_a_handle_reads_its_own_final_status_before_the_store_has_it(
             import os, time
             import fleetlog
             fleetlog.Run.get_context().log("loss", 0.5)
-            while not os.path.exists("stop"):  # runs until the test says stop
+            while not os.path.exists("stop"):  # runs until the test says stop: polls for the file
                 time.sleep(0.05)
             """
         )

@@ -60,7 +60,7 @@ def test_env_overrides_win_and_a_loose_file_is_tightened(tmp_path: Path) -> None
     load_credentials(Settings(home=home))
     os.chmod(credentials_path(home), 0o644)
     os.chmod(home, 0o755)
-    creds = load_credentials(Settings(home=home, store_reader_password="from-env"))
+    creds = load_credentials(Settings.build(home=home, store_reader_password="from-env"))
     assert creds.reader.password == "from-env" and creds.writer.password != "from-env"
     assert (mode(credentials_path(home)), mode(home)) == (0o600, 0o700)
 
@@ -95,20 +95,20 @@ def test_spool_segments_are_0600_in_0700_folders(tmp_path: Path) -> None:
 
 
 def test_default_artifacts_folder_is_private(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "home", mode="offline", telemetry_interval_seconds=0, outputs_dir="")
+    settings = Settings.build(home=tmp_path / "home", mode="offline", telemetry_interval_seconds=0, outputs_dir="")
     run = fleetlog.Experiment("modes", settings=settings).start_logging()
     run.complete()
     assert mode(settings.home / "artifacts") == 0o700
 
 
 def test_no_repr_shows_a_secret(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, **SECRETS, clickhouse_url="http://u:url-secret-5@db:8123/x")
+    settings = Settings.build(home=tmp_path, **SECRETS, clickhouse_url="http://u:url-secret-5@db:8123/x")
     creds = StoreCredentials.generate()
     shown = [repr(settings), str(settings), repr(creds), repr(creds.writer), repr(creds.reader)]
     pool = HandlePool(":memory:")
     shown.append(repr(EndpointConfig(pool=pool, credentials=creds, timezone="UTC", formats={})))
     pool.close()
-    url = store_url(Settings(home=tmp_path, http_port=9), "reader")
+    url = store_url(Settings.build(home=tmp_path, http_port=9), "reader")
     shown.append(mask_url(url))
     secrets = [*SECRETS.values(), "url-secret-5", creds.writer.password, creds.reader.password]
     secrets.append(load_credentials(Settings(home=tmp_path)).reader.password)
@@ -119,14 +119,14 @@ def test_no_repr_shows_a_secret(tmp_path: Path) -> None:
 
 def test_each_stack_component_gets_only_the_secrets_it_needs(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("FLEETLOG_STORE_WRITER_PASSWORD", "inherited-writer")
-    settings = Settings(home=tmp_path, **SECRETS)
+    settings = Settings.build(home=tmp_path, **SECRETS)
     values = {comp.name: settings.child_env(secrets=comp.secrets) for comp in (SINK, UI, PROCESSOR)}
     assert values["sink"]["FLEETLOG_STORE_WRITER_PASSWORD"] == SECRETS["store_writer_password"]
     assert "FLEETLOG_STORE_WRITER_PASSWORD" not in values["ui"] and "FLEETLOG_UI_TOKEN" in values["ui"]
     assert not {"FLEETLOG_STORE_WRITER_PASSWORD", "FLEETLOG_STORE_READER_PASSWORD", "FLEETLOG_UI_TOKEN"} & set(
         values["processor"]
     )
-    assert values["processor"]["FLEETLOG_KAFKA"] == settings.kafka_bootstrap
+    assert values["processor"]["FLEETLOG_KAFKA_BOOTSTRAP"] == settings.kafka.bootstrap
 
 
 DUMP_ENV = """
@@ -144,7 +144,7 @@ def test_a_submitted_script_gets_what_it_needs_to_log_and_no_other_secret(
 ) -> None:
     monkeypatch.setenv("FLEETLOG_UI_TOKEN", "inherited-token")
     monkeypatch.setenv("FLEETLOG_STORE_WRITER_PASSWORD", "inherited-writer")
-    settings = Settings(
+    settings = Settings.build(
         home=tmp_path / "home",
         mode="offline",  # the SDK spools: no broker needed to see what the child was given
         telemetry_interval_seconds=0,

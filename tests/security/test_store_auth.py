@@ -53,8 +53,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def endpoint(owner: Client, home: Path) -> Iterator[HttpEndpoint]:
     """Served as the sink serves it: this home's credentials, on a port FLEETLOG_HTTP_PORT names."""
-    settings = Settings(home=home, http_port=free_port())
-    with HttpEndpoint(owner, port=settings.http_port, credentials=load_credentials(settings)) as ep:
+    settings = Settings.build(home=home, http_port=free_port())
+    with HttpEndpoint(owner, port=settings.store.http_port, credentials=load_credentials(settings)) as ep:
         yield ep
 
 
@@ -288,7 +288,7 @@ def test_store_credentials_json_logs_any_clickhouse_client_in(endpoint: HttpEndp
 
 def test_fleetlogs_own_readers_log_in_as_the_reader_by_themselves(endpoint: HttpEndpoint, home: Path) -> None:
     """The query API (what the CLI, the dashboard and notebooks use) through clickhouse-connect's every path."""
-    settings = Settings(home=home, http_port=endpoint.address[1])
+    settings = Settings.build(home=home, http_port=endpoint.address[1])
     url = query.reader_url(settings)
     assert urlsplit(url).username == "fleetlog_reader"
     assert query.sql("SELECT getSetting('readonly') AS ro", settings=settings).to_dict("records") == [{"ro": 1}]

@@ -1,5 +1,5 @@
 """ClickHouse's HTTP interface over an embedded chDB store: see :mod:`.server`."""
 
-from fleetlog.store.endpoint.server import HttpEndpoint, QueryLimits, query_limits
+from fleetlog.store.endpoint.server import HttpEndpoint, QueryLimits
 
-__all__ = ["HttpEndpoint", "QueryLimits", "query_limits"]
+__all__ = ["HttpEndpoint", "QueryLimits"]

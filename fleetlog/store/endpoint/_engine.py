@@ -40,6 +40,7 @@ from typing import Any, Final, Literal
 
 import chdb
 
+from fleetlog.config import StoreConfig
 from fleetlog.store.endpoint._protocol import ClickHouseError
 from fleetlog.store.endpoint._sqlscan import with_infile
 
@@ -73,8 +74,8 @@ class QueryLimits:
     with TIMEOUT_EXCEEDED (159) or MEMORY_LIMIT_EXCEEDED (241).
     """
 
-    max_execution_seconds: float = 60.0
-    max_memory_bytes: int = 4 << 30
+    max_execution_seconds: float = StoreConfig().max_query_seconds  # declared once, in fleetlog.config
+    max_memory_bytes: int = StoreConfig().max_query_memory_bytes
 
     def settings(self) -> dict[str, str]:
         seconds = self.max_execution_seconds

@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from fleetlog._browser import HostPolicy
-from fleetlog.credentials import StoreCredentials
+from fleetlog.credentials import StoreCredentials, load_credentials
 from fleetlog.store.endpoint._engine import HandlePool, QueryLimits
 from fleetlog.store.endpoint._handler import EndpointConfig, RequestHandler
 from fleetlog.store.endpoint._limits import Limits
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from fleetlog.config import Settings
 
-__all__ = ["HttpEndpoint", "QueryLimits", "query_limits"]
+__all__ = ["HttpEndpoint", "QueryLimits"]
 
 log = logging.getLogger("fleetlog.sink.endpoint")
 
@@ -111,14 +111,6 @@ def _refuse_connection(request: socket.socket, limit: int) -> None:
         request.sendall(head.encode() + body)
 
 
-def query_limits(settings: Settings) -> QueryLimits:
-    """The per-query limits ``FLEETLOG_STORE_MAX_QUERY_SECONDS`` / ``..._MEMORY_BYTES`` ask for."""
-    return QueryLimits(
-        max_execution_seconds=settings.store_max_query_seconds,
-        max_memory_bytes=settings.store_max_query_memory_bytes,
-    )
-
-
 class HttpEndpoint:
     """ClickHouse-compatible HTTP interface over an in-process chDB store.
 
@@ -146,11 +138,9 @@ class HttpEndpoint:
     Browsers are no clients of the endpoint: a request that carries an ``Origin``, comes
     from another site (``Sec-Fetch-Site``) or names a ``Host`` the endpoint is not bound
     to is refused (403) before anything runs (see :mod:`fleetlog._browser`). ``limits``
-    (:class:`~fleetlog.store.endpoint._limits.Limits`; set it before ``start``) bounds
-    connections, the time a request head may take and the decompressed body size.
+    (:class:`~fleetlog.store.endpoint._limits.Limits`) bounds connections, the time a
+    request head may take and the decompressed body size.
     """
-
-    limits: Limits = Limits()
 
     def __init__(
         self,
@@ -160,6 +150,7 @@ class HttpEndpoint:
         port: int = 8123,
         credentials: StoreCredentials | None = None,
         query_limits: QueryLimits | None = None,
+        limits: Limits | None = None,
         compress_responses: bool | None = None,
     ) -> None:
         path = getattr(client, "path", None)
@@ -172,11 +163,26 @@ class HttpEndpoint:
         self._host, self._port = host, port
         self.credentials = credentials or StoreCredentials.generate()
         self._query_limits = query_limits or QueryLimits()
+        self.limits = limits or Limits()
         self._compress_responses = compress_responses
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._pool: HandlePool | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_settings(cls, client: Client, settings: Settings) -> HttpEndpoint:
+        """The endpoint a fleetlog process serves: its address, the home's credentials, the query limits."""
+        return cls(
+            client,
+            host=settings.store.http_host,
+            port=settings.store.http_port,
+            credentials=load_credentials(settings),
+            query_limits=QueryLimits(
+                max_execution_seconds=settings.store.max_query_seconds,
+                max_memory_bytes=settings.store.max_query_memory_bytes,
+            ),
+        )
 
     def start(self) -> None:
         """Serve in a background daemon thread; ``port=0`` picks a free port. No-op if serving."""

@@ -7,12 +7,15 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
+from polling import wait_for
 
 from fleetlog import query as q
-from fleetlog._series import nice_bucket
 from fleetlog.config import Settings
 from fleetlog.errors import RunNotFound, StoreUnavailable
+from fleetlog.query.series import nice_bucket
 from fleetlog.store.client import connect
+from fleetlog.store.schema_tables import spec
 
 
 @pytest.fixture
@@ -152,8 +155,6 @@ def test_compare_keeps_differing_params(s):
 
 
 def test_optional_kinds_read_their_tables_or_say_they_are_absent(s, query_store):
-    from fleetlog import _catalog
-
     assert q.alerts(settings=s).attrs["available"] is True and q.alerts(settings=s).empty
     logs = q.logs("r-long", settings=s)
     assert logs.empty and logs.attrs["available"] is True
@@ -170,13 +171,15 @@ def test_optional_kinds_read_their_tables_or_say_they_are_absent(s, query_store)
     assert q.logs("r-long", stream="stderr", settings=s).empty
     after = q.logs("r-long", since=pd.Timestamp(1e9 + 3, unit="s", tz="UTC"), settings=s)
     assert after["message"].tolist() == ["line 4"]
+    # The store's tables are re-read from system.tables every few seconds: a table that goes is seen gone,
+    # one that comes back is seen again (a store that had no run_logs yet gets them when migrated).
     query_store.owner.command("RENAME TABLE run_logs TO run_logs_off")
-    _catalog._cache.clear()
     try:
-        assert q.logs("r-long", settings=s).attrs["available"] is False
+        gone = (lambda: q.logs("r-long", settings=s).attrs["available"] is False, 15, "run_logs to be seen gone")
+        wait_for(*gone, retry_on=(DatabaseError,))
     finally:
         query_store.owner.command("RENAME TABLE run_logs_off TO run_logs")
-        _catalog._cache.clear()
+    wait_for(lambda: q.logs("r-long", settings=s).attrs["available"], 15, "run_logs to be seen again")
 
 
 def test_tables_and_artifacts(s, query_store):
@@ -245,9 +248,47 @@ def test_fleet_finds_running_runs_and_stragglers(s):
     assert f["lost"].empty
     st = f["stragglers"]
     assert st[["run_id", "rank", "step", "lead_step"]].values.tolist() == [["r-short", 1, 199, 299]]
+    # no processor covers r-short here: the processors' rule (step time over 1.5x the ranks' median), on raw points
+    assert st["ratio"].iloc[0] == pytest.approx(1.6) and st["source"].tolist() == ["points"]
+    assert f["active"]["source"].tolist() == ["points"]
     assert f["throughput"]["points_per_second"].sum() > 0
     lost = q.fleet(lost_after_seconds=-1, settings=s)["lost"]
     assert lost["run_id"].tolist() == ["r-short"]
+    assert q.fleet(straggler_factor=2.0, settings=s)["stragglers"].empty  # 0.04 s/step is 1.6x the median
+
+
+def _run_summary(owner, status: str, version: int) -> None:
+    """The processors' ``run_summaries`` row for r-short (what processors/core/lifecycle.py emits)."""
+    now = pd.Timestamp.now(tz="UTC")
+    owner.insert(
+        "run_summaries",
+        [["r-short", "default", "alpha", status, now, None, 3.0, now, now, 500, 2, 2, 0, now, version]],
+        column_names=list(spec("run_summaries").columns),
+    )
+
+
+def test_fleet_reads_the_processors_verdicts_where_they_cover_a_run(s, query_store):
+    owner = query_store.owner
+    try:
+        _run_summary(owner, "Running", 1)
+        f = q.fleet(lost_after_seconds=-1, straggler_factor=1.01, settings=s)
+        # the processors say Running and raised no straggler alert: the raw points get no second say
+        assert f["active"]["source"].tolist() == ["processors"] and f["lost"].empty and f["stragglers"].empty
+        owner.insert(
+            "alerts",
+            [["r-short", "alpha", "", 1, 150, pd.Timestamp.now(tz="UTC"), "straggler", 4.0, 1.5, "rank 1 is slow"]],
+            column_names=list(spec("alerts").columns),
+        )
+        st = q.fleet(settings=s)["stragglers"]
+        assert st[["run_id", "rank", "step", "lead_step", "behind", "ratio", "source"]].values.tolist() == [
+            ["r-short", 1, 199, 299, 100, 4.0, "processors"]
+        ]
+        _run_summary(owner, "Lost", 2)
+        lost = q.fleet(lost_after_seconds=1e9, settings=s)["lost"]
+        assert lost["run_id"].tolist() == ["r-short"] and lost["source"].tolist() == ["processors"]
+    finally:
+        owner.command("TRUNCATE TABLE run_summaries")
+        owner.command("TRUNCATE TABLE alerts")
 
 
 def test_sql_binds_parameters(s):
@@ -256,7 +297,7 @@ def test_sql_binds_parameters(s):
 
 
 def test_store_not_running_says_how_to_start_it(tmp_path):
-    dead = Settings(home=tmp_path, http_port=1)
+    dead = Settings.build(home=tmp_path, http_port=1)
     with pytest.raises(StoreUnavailable, match="fleetlog up"):
         q.runs(settings=dead)
     with pytest.raises(StoreUnavailable):

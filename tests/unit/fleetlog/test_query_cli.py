@@ -15,7 +15,7 @@ from fleetlog.cli_read import chart, sparkline
 
 @pytest.fixture
 def cli(query_store, monkeypatch):
-    monkeypatch.setenv("FLEETLOG_CLICKHOUSE", query_store.settings.clickhouse_url)
+    monkeypatch.setenv("FLEETLOG_CLICKHOUSE_URL", query_store.settings.store.url)
     monkeypatch.setenv("FLEETLOG_HOME", str(query_store.settings.home))
     monkeypatch.setenv("COLUMNS", "200")
     runner = CliRunner()
@@ -89,7 +89,7 @@ def test_sql_binds_params(cli):
 def test_unknown_run_and_store_down(cli, monkeypatch):
     missing = cli("show", "nope")
     assert missing.exit_code == 1 and "fleetlog runs" in missing.stderr
-    monkeypatch.setenv("FLEETLOG_CLICKHOUSE", "http://127.0.0.1:1")
+    monkeypatch.setenv("FLEETLOG_CLICKHOUSE_URL", "http://127.0.0.1:1")
     down = cli("runs")
     assert down.exit_code == 2 and "fleetlog up" in down.stderr
 

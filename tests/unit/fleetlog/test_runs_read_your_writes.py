@@ -42,7 +42,7 @@ class LaggingStore:
 
 @pytest.fixture
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> fleetlog.Run:
-    settings = Settings(home=tmp_path, mode="offline", outputs_dir="", telemetry_interval_seconds=0)
+    settings = Settings.build(home=tmp_path, mode="offline", outputs_dir="", telemetry_interval_seconds=0)
     exp = fleetlog.Experiment("ryw", settings=settings)
     monkeypatch.setattr(exp, "_before_start", lambda run: None)  # no resume lookup: there is no store here
     run = exp.start_logging(run_id="ryw-unit", telemetry=False)

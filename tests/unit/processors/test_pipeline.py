@@ -12,12 +12,21 @@ from clickhouse_connect.driver.client import Client
 from fleetlog.processors.core.config import ProcessorConfig
 from fleetlog.processors.core.engine import RunEngine
 from fleetlog.processors.core.lifecycle import parse_alert_rules
-from fleetlog.processors.emit import DEAD_LETTER_RUN, concat_columns, rows_messages
+from fleetlog.processors.emit import concat_columns, rows_messages
 from fleetlog.processors.pipeline import Pipeline, Record
 from fleetlog.sinks import rows as sink_rows
 from processor_helpers import T0, apply
 
-from fleetlog.events import DictColumn, Envelope, Source, decode, encode, encode_metrics
+from fleetlog.events import (
+    DEAD_LETTER_RUN,
+    DictColumn,
+    Envelope,
+    Source,
+    dead_letter_columns,
+    decode,
+    encode,
+    encode_metrics,
+)
 from fleetlog.store.client import migrate
 
 
@@ -55,9 +64,10 @@ def test_records_only_the_processors_refuse_are_their_dead_letters_and_the_rest_
     dead = result.dead_letters
     # Undecodable bytes and a key that is not the run's are the sink's dead letters (it reads them too).
     assert result.stats["refused_by_sink"] == 2
-    assert dead["offset"] == [9, 10] and dead["partition"] == [0, 0]
-    assert dead["stage"] == ["processor"] * 2 and dead["payload"][0] == records[2].value
-    reasons = dead["reason"]
+    assert [d.offset for d in dead] == [9, 10] and [d.partition for d in dead] == [0, 0]
+    assert [d.stage for d in dead] == ["processor"] * 2 and dead[0].payload == records[2].value
+    assert [d.received_at for d in dead] == [5.0, 5.0] and [d.key for d in dead] == ["r", "r"]
+    reasons = [d.reason for d in dead]
     assert "does not fit world size" in reasons[0] and "finite number" in reasons[1]
     assert [r.run_id for r in result.runs] == ["r"] and result.stats["points"] == 100
 
@@ -72,7 +82,8 @@ def test_a_run_whose_processing_fails_is_dead_lettered_without_stopping_the_othe
     p = pipeline(Flaky(ProcessorConfig()))
     result = p.handle([metric_record("bad", 0), metric_record("good", 1)], get={}.get)
     assert [r.run_id for r in result.runs] == ["good"]
-    assert result.dead_letters["offset"] == [0] and "RuntimeError: boom" in result.dead_letters["reason"][0]
+    [dead] = result.dead_letters
+    assert dead.offset == 0 and "RuntimeError: boom" in dead.reason
 
 
 def test_rows_are_split_under_the_message_limit_and_survive_the_wire():
@@ -140,7 +151,8 @@ def test_the_sink_inserts_every_derived_table_into_the_real_schema(chdb: Client)
                 for msg in rows_messages(run.run_id, table, concat_columns(parts), max_bytes=900_000):
                     records.append(sink_rows.Record("t.derived", 0, offset, run.run_id.encode(), msg))
                     offset += 1
-        for msg in rows_messages(DEAD_LETTER_RUN, "dead_letters", result.dead_letters, max_bytes=900_000):
+        dead = dead_letter_columns(result.dead_letters)
+        for msg in rows_messages(DEAD_LETTER_RUN, "dead_letters", dead, max_bytes=900_000):
             records.append(sink_rows.Record("t.dead", 0, offset, DEAD_LETTER_RUN.encode(), msg))
             offset += 1
     builder = sink_rows.TableBuilder()

@@ -53,9 +53,10 @@ def test_each_poison_message_is_one_dead_letter_of_one_stage_and_the_points_are_
     sink = TableBuilder(sdk_topics=SDK_TOPICS)
     sink.add(batch)
     sink_dead = sink.tables()["dead_letters"].column("offset").to_pylist()
-    stages = Counter(sink_dead + result.dead_letters["offset"])
+    stages = Counter(sink_dead + [d.offset for d in result.dead_letters])
     assert sorted(stages) == [1, 3, 5, 7, 9, 11, 13] and set(stages.values()) == {1}
-    assert result.dead_letters["offset"] == [13] and "does not fit world size" in result.dead_letters["reason"][0]
+    [dead] = result.dead_letters
+    assert dead.offset == 13 and "does not fit world size" in dead.reason
     assert result.stats["refused_by_sink"] == 6
     assert [r.run_id for r in result.runs] == ["good"] and result.stats["points"] == 8 * 50
 
@@ -66,6 +67,6 @@ def test_an_error_nobody_foresaw_in_decoding_is_left_to_the_sink_not_raised(monk
     def broken(data: bytes) -> Envelope:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr("fleetlog.processors.pipeline.decode", broken)
+    monkeypatch.setattr("fleetlog.events.records.decode", broken)  # what decode_record calls
     result = pipeline().handle([Record("t.events", 0, 0, b"r", deep_record("r"))], get={}.get, now=5.0)
     assert result.stats["refused_by_sink"] == 1 and not result.dead_letters and not result.runs

@@ -14,7 +14,7 @@ def test_settings_become_a_checked_config(tmp_path: Path):
     env = {
         "FLEETLOG_ROLLUP_RESOLUTIONS": "100, 10,100",
         "FLEETLOG_SPIKE_METRICS": "loss|ppl",
-        "FLEETLOG_LOST_RUN_TIMEOUT": "5",
+        "FLEETLOG_LOST_RUN_TIMEOUT_SECONDS": "5",
     }
     cfg = ProcessorConfig.from_settings(Settings.from_env(env, home=tmp_path))
     assert cfg.resolutions == (10, 100) and cfg.lost_after_seconds == 5.0
@@ -28,10 +28,10 @@ def test_settings_become_a_checked_config(tmp_path: Path):
     ("env", "message"),
     [
         ({"FLEETLOG_ROLLUP_RESOLUTIONS": "10,x"}, "FLEETLOG_ROLLUP_RESOLUTIONS"),
-        ({"FLEETLOG_FLEET_WINDOWS": "0"}, "FLEETLOG_FLEET_WINDOWS"),
+        ({"FLEETLOG_FLEET_WINDOWS_SECONDS": "0"}, "FLEETLOG_FLEET_WINDOWS_SECONDS"),
         ({"FLEETLOG_SPIKE_METRICS": "("}, "FLEETLOG_SPIKE_METRICS"),
         ({"FLEETLOG_SPIKE_FACTOR": "1"}, "factors must be > 1"),
-        ({"FLEETLOG_RANK_TIMEOUT": "0"}, "must be positive"),
+        ({"FLEETLOG_RANK_TIMEOUT_SECONDS": "0"}, "must be positive"),
     ],
 )
 def test_bad_values_name_what_to_fix(tmp_path: Path, env, message):

@@ -10,10 +10,10 @@ import pytest
 from fleetlog.producers._artifacts import ArtifactStore
 from fleetlog.producers._buffer import MetricBuffer
 from fleetlog.producers._sender import Stream
-from fleetlog.producers.run import Run, RunStatus
+from fleetlog.producers.run import Run
 
 from fleetlog.config import Settings
-from fleetlog.events import Envelope, Source
+from fleetlog.events import Envelope, RunStatus, Source
 
 
 class RecordingSender:
@@ -31,7 +31,7 @@ class RecordingSender:
 
 class FakeExperiment:
     name = "e"
-    settings = Settings(home=Path("/nonexistent"), outputs_dir="")
+    settings = Settings.build(home=Path("/nonexistent"), outputs_dir="")
 
 
 def make_run(rank: int = 0) -> tuple[Run, RecordingSender]:

@@ -83,7 +83,7 @@ def test_block_gives_up_after_its_timeout_and_drops_counted(caplog):
     assert 0.35 < time.monotonic() - started < 5  # two bounded waits, no more
     assert buf.dropped == 3 and len(buf) == 5
     [record] = warnings(caplog, "buffer full")
-    assert "FLEETLOG_BLOCK_TIMEOUT=0.2" in record.getMessage()
+    assert "FLEETLOG_BLOCK_TIMEOUT_SECONDS=0.2" in record.getMessage()
 
 
 def test_block_never_blocks_the_senders_own_thread():
@@ -97,15 +97,15 @@ def test_block_never_blocks_the_senders_own_thread():
 
 def test_unknown_policies_are_refused_where_configured():
     with pytest.raises(ValueError, match="FLEETLOG_BUFFER_WHEN_FULL"):
-        Settings(buffer_when_full="drop_oldest")
-    with pytest.raises(ValueError, match="FLEETLOG_BLOCK_TIMEOUT"):
-        Settings(block_timeout_seconds=float("inf"))
-    assert Settings.from_env({"FLEETLOG_BUFFER_WHEN_FULL": "block"}).buffer_when_full == "block"
-    assert Settings().buffer_when_full == "spool"
+        Settings.build(buffer_when_full="drop_oldest")
+    with pytest.raises(ValueError, match="FLEETLOG_BLOCK_TIMEOUT_SECONDS"):
+        Settings.build(block_timeout_seconds=float("inf"))
+    assert Settings.from_env({"FLEETLOG_BUFFER_WHEN_FULL": "block"}).sdk.buffer_when_full == "block"
+    assert Settings().sdk.buffer_when_full == "spool"
 
 
 def test_a_full_spool_drops_the_runs_points_counts_them_per_run_and_warns_once(tmp_path: Path, caplog):
-    settings = Settings(
+    settings = Settings.build(
         home=tmp_path, mode="offline", spool_max_bytes=200_000, max_message_bytes=20_000, outputs_dir=""
     )
     exp = Experiment("full-spool", settings=settings)

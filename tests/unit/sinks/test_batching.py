@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from fleetlog.sinks.batching import POINT_BYTES, Backoff, BatchLimits, PartitionBuffer, batch_token
-from fleetlog.sinks.rows import Record
+from fleetlog.sinks.base import batch_token
+from fleetlog.sinks.batching import POINT_BYTES, BatchLimits, PartitionBuffer
+
+from fleetlog.events import Record
 
 
 def records(first: int, n: int, points: int = 100) -> list[Record]:
@@ -45,26 +47,6 @@ def test_an_intent_whose_last_record_is_gone_still_cuts() -> None:
     p = PartitionBuffer(intents={0: 4}, loaded=True)
     p.append(records(0, 3) + records(6, 2))  # 3-5 gone (compaction): the replay stops before 6
     assert [r.offset for r in p.take(BatchLimits())] == [0, 1, 2]
-
-
-def test_put_back_keeps_the_cut_for_the_retry() -> None:
-    p = PartitionBuffer()
-    p.append(records(0, 6))
-    limits = BatchLimits(max_rows=250, max_bytes=1 << 30, max_seconds=1)
-    batch = p.take(limits)
-    p.append(records(6, 4))
-    p.put_back(batch)
-    wider = BatchLimits(max_rows=10**6, max_bytes=1 << 30, max_seconds=1)
-    assert p.take(wider) == batch  # same records, same token, even with other limits
-    assert [r.offset for r in p.take(wider)] == list(range(3, 10))
-
-
-def test_backoff_grows_to_its_cap_and_resets() -> None:
-    b = Backoff(initial_seconds=1, max_seconds=8)
-    delays = [b.next_delay() for _ in range(6)]
-    assert 0.8 <= delays[0] <= 1.2 and all(6.4 <= d <= 9.6 for d in delays[3:])
-    b.reset()
-    assert b.next_delay() <= 1.2
 
 
 def test_a_partition_close_to_due_joins_anothers_flush() -> None:

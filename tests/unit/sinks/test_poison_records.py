@@ -9,13 +9,13 @@ import time
 
 import numpy as np
 import pytest
+from fleetlog.sinks.base import Batch
+from fleetlog.sinks.clickhouse import ClickHouseSink
 from fleetlog.sinks.rows import Record, TableBuilder
-from fleetlog.sinks.worker import SinkWorker
 from poison import deep_record, forged_alert, forged_rollup, huge_declared_length
 
-from fleetlog import events
 from fleetlog.config import Settings
-from fleetlog.events import Envelope, Source, encode, encode_metrics
+from fleetlog.events import Envelope, Source, encode, encode_metrics, limits
 
 SDK_TOPICS = ("t.metrics", "t.events")
 
@@ -76,7 +76,7 @@ def test_derived_rows_are_accepted_on_the_processors_topics() -> None:
 
 def test_an_error_nobody_foresaw_while_converting_is_a_dead_letter_not_a_crash(monkeypatch) -> None:
     """Without the depth limit the old failure comes back (json.dumps: RecursionError); it must not escape."""
-    monkeypatch.setattr(events, "MAX_DEPTH", 100_000)
+    monkeypatch.setattr(limits, "MAX_DEPTH", 100_000)
     builder = TableBuilder(sdk_topics=SDK_TOPICS)
     builder.add([points(0), event(deep_record("bad", depth=1_000), 1), points(2)])
     reasons = dead_letters(builder)
@@ -100,19 +100,19 @@ def test_rows_of_several_records_arrow_cannot_join_are_named_not_raised() -> Non
 
 
 @pytest.fixture
-def worker(store, tmp_path) -> SinkWorker:
-    settings = Settings(home=tmp_path, topic_prefix="t")  # t.metrics, t.events, t.derived...
-    return SinkWorker(settings, store.client)
+def sink(store, tmp_path) -> ClickHouseSink:
+    settings = Settings.build(home=tmp_path, topic_prefix="t")  # t.metrics, t.events, t.derived...
+    return ClickHouseSink(settings, store.client)
 
 
-def test_the_worker_lands_rows_arrow_could_not_join_by_halving(store, worker: SinkWorker) -> None:
+def test_the_sink_lands_rows_arrow_could_not_join_by_halving(store, sink: ClickHouseSink) -> None:
     batch = [
         _clashing(0, [2**63 - 1]),
         _clashing(1, np.array([0.5])),
         points(2),
         event(forged_rollup("x"), 3, key=b"x"),
     ]
-    worker._insert(batch)
+    sink.write([Batch(batch)])
     rows = store.owner.query("SELECT step, mean FROM rank_aggregates ORDER BY step").result_rows
     assert rows == [(0, float(2**63 - 1)), (1, 0.5)]
     dead = store.owner.query("SELECT offset, reason FROM dead_letters").result_rows

@@ -1,24 +1,29 @@
-"""The sink worker's store side, without Kafka: idempotent batches and rows ClickHouse refuses.
+"""The ClickHouse sink and the worker's flush, without Kafka: idempotent batches, refused rows, backpressure.
 
 Runs on both backends (in-process chDB, and HTTP through the endpoint as to a server).
 The records carry no producer session, so only the deduplication tokens stop repeats.
+The same contract through a real broker is tests/integration/test_sink_contract.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 import msgpack
 import numpy as np
 import pytest
 from aiokafka import TopicPartition
+from fleetlog.sinks.base import Batch, SinkBackpressure
+from fleetlog.sinks.clickhouse import ClickHouseSink
 from fleetlog.sinks.rows import Record
 from fleetlog.sinks.worker import SinkWorker
 
 from fleetlog.config import Settings
-from fleetlog.errors import StoreUnavailable
+from fleetlog.errors import StoreError, StoreUnavailable
 from fleetlog.events import Envelope, Source, encode, encode_metrics
+from fleetlog.retry import Backoff
 from fleetlog.store.client import connect
 from fleetlog.store.endpoint import HttpEndpoint
 
@@ -53,27 +58,32 @@ def garbage(offset: int) -> Record:
 
 
 @pytest.fixture
-def worker(store, tmp_path) -> SinkWorker:
-    return SinkWorker(Settings(home=tmp_path), store.client)
+def sink(store, tmp_path) -> ClickHouseSink:
+    return ClickHouseSink(Settings(home=tmp_path), store.client)
+
+
+@pytest.fixture
+def worker(sink: ClickHouseSink, tmp_path) -> SinkWorker:
+    return SinkWorker(Settings(home=tmp_path), sink)
 
 
 def count(store, sql: str) -> int:
     return store.owner.query(sql).result_rows[0][0]
 
 
-def test_a_replayed_batch_adds_nothing(store, worker: SinkWorker) -> None:
+def test_a_replayed_batch_adds_nothing(store, sink: ClickHouseSink) -> None:
     batch = [good(i) for i in range(5)]
     for _ in range(3):
-        worker._insert(batch)
-    worker._insert(batch[:2])  # a different cut is a different batch: only a replay must repeat the cut
+        sink.write([Batch(batch)])
+    sink.write([Batch(batch[:2])])  # a different cut is a different batch: only a replay must repeat the cut
     assert count(store, "SELECT count() FROM metric_points") == 70
 
 
-def test_refused_rows_go_to_dead_letters_and_the_rest_lands(store, worker: SinkWorker) -> None:
+def test_refused_rows_go_to_dead_letters_and_the_rest_lands(store, sink: ClickHouseSink) -> None:
     batch = [good(0), bad_alert(1), good(2), spread(3), garbage(4), *[good(i) for i in range(5, 12)]]
-    worker._insert(batch)
-    assert worker.stats["points_inserted"] == 90 and worker.stats["dead_letters"] == 2
-    worker._insert(batch)  # and the replay repeats none of it
+    sink.write([Batch(batch)])
+    assert sink.stats["points_inserted"] == 90 and sink.stats["dead_letters"] == 2
+    sink.write([Batch(batch)])  # and the replay repeats none of it
     assert count(store, "SELECT count() FROM metric_points") == 9 * 10
     assert count(store, "SELECT count() FROM alerts") == 0
     dead = store.owner.query("SELECT offset, reason FROM dead_letters ORDER BY offset").result_rows
@@ -91,21 +101,39 @@ def test_a_store_gone_away_is_retriable(store, tmp_path) -> None:
     writer = endpoint.credentials.writer
     client = connect(f"http://{writer.name}:{writer.password}@127.0.0.1:{endpoint.address[1]}/{store.owner.database}")
     endpoint.stop()
-    with pytest.raises(StoreUnavailable):
-        SinkWorker(Settings(home=tmp_path), client)._insert([good(0)])
+    sink = ClickHouseSink(Settings(home=tmp_path), client)
+    with pytest.raises(SinkBackpressure) as caught:
+        sink.write([Batch([good(0)])])
+    assert isinstance(caught.value.__cause__, StoreUnavailable) and caught.value.retriable
+    first = caught.value.retry_after_seconds
+    with pytest.raises(SinkBackpressure) as again:
+        sink.write([Batch([good(0)])])
+    assert 0 < first < again.value.retry_after_seconds  # one more failure in a row: a longer wait
 
 
 class _Consumer:
-    """What ``_flush_once`` needs of a consumer: commits and assignment."""
+    """What the worker's flush needs of a consumer: commits, assignment, pause, resume and seek."""
 
-    def __init__(self) -> None:
+    def __init__(self, assigned: set | None = None) -> None:
         self.committed: dict = {}
+        self.assigned = assigned
+        self.paused: set = set()
+        self.seeks: dict = {}
 
     async def commit(self, offsets: dict) -> None:
         self.committed.update({tp: o.offset for tp, o in offsets.items()})
 
     def assignment(self) -> set:
-        return set(self.committed)
+        return set(self.committed) if self.assigned is None else self.assigned
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused.update(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused.difference_update(tps)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks[tp] = offset
 
 
 def sessioned(partition: int, offset: int, run: str, seq: int) -> Record:
@@ -131,15 +159,26 @@ def test_one_flush_marks_every_partitions_streams_in_one_insert_before_committin
     assert count(store, "SELECT count() FROM metric_points") == 3 * 3 * 3
 
 
+class _Recording(ClickHouseSink):
+    """The ClickHouse sink, noting the topic of every batch it is handed, in order."""
+
+    def __init__(self, settings: Settings, client: object) -> None:
+        super().__init__(settings, client)  # type: ignore[arg-type]
+        self.order: list[str] = []
+
+    def write(self, batches: Sequence[Batch]) -> None:
+        self.order += [b.topic for b in batches]
+        super().write(batches)
+
+
 def test_derived_rows_wait_their_own_longer_window_and_raw_points_go_first(store, tmp_path) -> None:
-    settings = Settings(home=tmp_path, topic_prefix="t", sink_batch_seconds=0.5, sink_derived_batch_seconds=2.0)
-    worker = SinkWorker(settings, store.client)
+    settings = Settings.build(home=tmp_path, topic_prefix="t", sink_batch_seconds=0.5, sink_derived_batch_seconds=2.0)
+    sink = _Recording(settings, store.client)
+    worker = SinkWorker(settings, sink)
     derived, metrics = TopicPartition("t.derived", 0), TopicPartition("t.metrics", 0)
     as_derived = Record("t.derived", 0, 0, b"r1", good(0).value)  # what it carries does not matter here
     worker._accept({derived: [as_derived], metrics: [good(0)]})  # derived first: the flush reorders
-    order: list[str] = []
-    insert = worker._insert_data
-    worker._insert_data = lambda batch: (order.append(batch[0].topic), insert(batch))[1]  # type: ignore[method-assign]
+    order = sink.order
     consumer = _Consumer()
     now = time.monotonic()
     for tp in (derived, metrics):
@@ -155,20 +194,10 @@ def test_derived_rows_wait_their_own_longer_window_and_raw_points_go_first(store
 class _StaleConsumer(_Consumer):
     """A member the group has moved on from: it may still hold partitions it was reading."""
 
-    def __init__(self, assigned: set) -> None:
-        super().__init__()
-        self.assigned, self.seeks = assigned, {}
-
     async def commit(self, offsets: dict) -> None:
         from aiokafka.errors import CommitFailedError
 
         raise CommitFailedError("the group has rebalanced")
-
-    def assignment(self) -> set:
-        return self.assigned
-
-    def seek(self, tp, offset: int) -> None:
-        self.seeks[tp] = offset
 
 
 def test_a_worker_the_group_moved_on_from_writes_nothing(store, worker: SinkWorker) -> None:
@@ -180,3 +209,50 @@ def test_a_worker_the_group_moved_on_from_writes_nothing(store, worker: SinkWork
     assert count(store, "SELECT count() FROM metric_points") == 0
     assert count(store, "SELECT count() FROM sink_batches") == 0  # no intent either: the new owner cuts freely
     assert worker.pending == {} and consumer.seeks == {kept: 5}  # a partition still ours is read again
+
+
+class _FailingMidFlush(ClickHouseSink):
+    """The ClickHouse sink over a store that fails once, after the flush's intents and first partition landed."""
+
+    def __init__(self, settings: Settings, client: object) -> None:
+        super().__init__(settings, client, backoff=Backoff(initial_seconds=0.05))  # type: ignore[arg-type]
+        self.failures = 1
+
+    def _insert_rows(self, batch: Batch) -> dict:
+        if batch.partition == 1 and self.failures:
+            self.failures -= 1
+            raise StoreError("the store went away mid-flush (test)", retriable=True)
+        return super()._insert_rows(batch)
+
+
+def test_backpressure_pauses_seeks_back_to_the_last_commit_and_resumes_without_loss(store, tmp_path) -> None:
+    settings = Settings.build(home=tmp_path, topic_prefix="t")
+    sink = _FailingMidFlush(settings, store.client)
+    worker = SinkWorker(settings, sink)
+    tps = [TopicPartition("t.metrics", p) for p in (0, 1)]
+    log = {tp: [Record(tp.topic, tp.partition, o, b"r1", good(o).value) for o in range(10, 14)] for tp in tps}
+    consumer = _Consumer(assigned=set(tps))
+
+    async def scenario() -> None:
+        worker._accept(log)
+        for p in worker.pending.values():
+            p.since -= settings.sink.batch_seconds  # due
+        await worker._maybe_flush(consumer)
+        # Partition 0 landed, partition 1 did not: neither is committed, both are read again from 10.
+        assert worker.paused and consumer.paused == set(tps) and consumer.seeks == {tp: 10 for tp in tps}
+        assert worker.pending == {} and consumer.committed == {tp: 10 for tp in tps}
+        assert worker.stats["store_retries"] == 1 and worker.stats["paused"] == 1
+        assert count(store, "SELECT count() FROM metric_points") == 40
+        deadline = time.monotonic() + 10
+        while worker.paused:  # the sink asked for about 50 ms
+            assert time.monotonic() < deadline, "the worker never resumed"
+            await worker._maybe_flush(consumer)
+            await asyncio.sleep(0.01)
+        assert consumer.paused == set() and worker.stats["paused"] == 1  # resumed; nothing written yet
+        worker._accept({tp: log[tp][consumer.seeks[tp] - 10 :] for tp in tps})  # Kafka reads from the seek
+        await worker._maybe_flush(consumer)  # back from a pause: flushed at once, not after the batch window
+
+    asyncio.run(scenario())
+    assert consumer.committed == {tp: 14 for tp in tps} and worker.stats["paused"] == 0
+    assert worker.stats["replayed_batches"] == 2  # both cut where the failed attempt recorded
+    assert count(store, "SELECT count() FROM metric_points") == 2 * 4 * 10  # partition 0's repeat was dropped

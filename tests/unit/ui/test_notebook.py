@@ -21,7 +21,7 @@ def test_card_shows_status_params_and_sparklines(query_store):
 
 def test_card_never_raises(query_store, tmp_path):
     assert "no run &#x27;nope&#x27;" in card("nope", settings=query_store.settings)
-    assert "fleetlog up" in card("r-long", settings=Settings(home=tmp_path, http_port=1))
+    assert "fleetlog up" in card("r-long", settings=Settings.build(home=tmp_path, http_port=1))
 
 
 def test_sparkline_breaks_at_nan():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
 
@@ -117,7 +116,7 @@ def test_artifacts_inline_and_from_the_artifact_store(http, query_store, tmp_pat
     img = http.get("/api/runs/r-long/artifact/img")
     assert img.status_code == 200 and img.content == b"\x89PNG" and img.headers["content-type"] == "image/png"
     assert http.get("/api/runs/r-long/artifact/model.bin").content == b"weights"
-    assert http.get("/api/runs/r-long/artifact/evil").status_code == 404  # outside FLEETLOG_ARTIFACTS
+    assert http.get("/api/runs/r-long/artifact/evil").status_code == 404  # outside FLEETLOG_ARTIFACTS_URL
     assert http.get("/api/runs/r-long/artifact/none").status_code == 404
 
 
@@ -144,10 +143,10 @@ def test_token_gate(query_store):
 
 def test_binding_beyond_loopback_needs_a_token(query_store):
     check_binding(query_store.settings)
-    open_host = dataclasses.replace(query_store.settings, ui_host="0.0.0.0")
+    open_host = query_store.settings.replace(ui_host="0.0.0.0")
     with pytest.raises(ConfigError, match="FLEETLOG_UI_TOKEN"):
         check_binding(open_host)
-    check_binding(dataclasses.replace(open_host, ui_token="t"))
+    check_binding(open_host.replace(ui_token="t"))
 
 
 def test_series_latency_for_a_20k_point_series(http):

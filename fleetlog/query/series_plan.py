@@ -4,7 +4,7 @@ A chart needs about as many points as it has pixels, whatever the series holds. 
 the range asked, :func:`plan_resolution` counts the points of the longest series; if
 they fit it reads them raw, else it picks a bucket of ``B`` steps (a 1-2-5 number, so
 zoom levels repeat and runs compared on one chart share buckets). The buckets come
-from the coarsest rollup table resolution that divides ``B`` (merging its rows:
+from the coarsest ``metric_rollups`` resolution that divides ``B`` (merging its rows:
 min of mins, max of maxes, sum of sums...) or, when there is none, from grouping raw
 points by ``intDiv(step, B)`` on the server. A rollup that lags behind a running
 series is completed from raw points past what it covers.
@@ -15,6 +15,9 @@ query; without summaries (or for a step or time range) the points are scanned in
 
 Every bucket carries ``value`` (mean of the finite values), ``min``/``max`` (the
 envelope), ``count``, ``nonfinite`` (NaN/inf seen), ``last`` and ``step`` (its first).
+Rollup and summary columns are the schema's (``fleetlog/store/schema_derived.py``):
+``bucket`` is a bucket index (its first step is ``bucket * resolution``) and
+``first_step``/``last_step`` the span of steps it holds.
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ from typing import Any
 
 import pandas as pd
 
-from fleetlog._catalog import Catalog, RollupColumns
+from fleetlog.store.schema_tables import spec
 
 __all__ = ["Plan", "Resolution", "nice_bucket", "plan_resolution", "read_series"]
 
 Query = Callable[[str, Mapping[str, Any]], pd.DataFrame]
 COLUMNS = ["run_id", "rank", "step", "value", "min", "max", "count", "nonfinite", "last", "ts"]
+ROLLUPS = spec("metric_rollups")
+SUMMARIES = spec("metric_summaries")
 
 
 @dataclass(frozen=True)
@@ -52,12 +57,12 @@ class Resolution:
 
 @dataclass(frozen=True)
 class Plan:
+    """A series read decided: where from, the condition on the points, and its bound values."""
+
     resolution: Resolution
     where: str
     bound: Mapping[str, Any] = field(default_factory=dict)
-    rollup: RollupColumns | None = None
     rollup_until: int | None = None  # last step the rollup part covers; raw points after it
-    rollup_final: bool = False  # the rollup table replaces rows (read it with FINAL)
     raw_tail: bool = True  # raw points past ``rollup_until`` complete a lagging rollup
 
 
@@ -111,7 +116,7 @@ def _where(
 
 def plan_resolution(
     query: Query,
-    cat: Catalog,
+    present: frozenset[str],
     ids: list[str],
     name: str,
     *,
@@ -121,14 +126,14 @@ def plan_resolution(
     points: int,
     rank: int | None,
 ) -> Plan:
-    """Decide raw or bucketed, and from which table, for this request."""
+    """Decide raw or bucketed, and from which table (of those ``present`` in the store), for this request."""
     if resolution not in ("auto", "raw") and not (isinstance(resolution, int) and resolution >= 1):
         raise ValueError(f"resolution must be 'auto', 'raw' or a bucket size in steps (int >= 1), not {resolution!r}")
     where, bound = _where(ids, name, step_range, time_range, rank)
-    rollups = _Rollups.of(cat, bound) if time_range is None else None
+    rollups = ROLLUPS.name in present and time_range is None
     extent, coverage, source = None, None, "points"
-    if step_range is None and time_range is None:
-        found = _kept_extent(query, cat, where, bound, len(set(ids)), rollups)
+    if step_range is None and time_range is None and SUMMARIES.name in present:
+        found = _kept_extent(query, where, bound, len(set(ids)), rollups)
         if found is not None:
             (extent, coverage), source = found, "summaries"
     if extent is None:
@@ -145,21 +150,18 @@ def plan_resolution(
         return Plan(Resolution("raw", None, "metric_points", n, (lo, hi), extent=source), where, bound)
     bucket = int(resolution) if isinstance(resolution, int) else nice_bucket(hi - lo + 1, points)
     series = int(extent["series"].iloc[0])
-    if rollups is not None:
+    if rollups:
         if coverage is None:
-            coverage = query(rollups.coverage_sql(), bound)
-        plan = rollups.plan(coverage, where, bound, bucket, n, (lo, hi), series, source)
+            coverage = query(_coverage_sql(bound), bound)
+        plan = _rollup_plan(coverage, where, bound, bucket, n, (lo, hi), series, source)
         if plan is not None:
             return plan
     res = Resolution("downsample", bucket, "metric_points", n, (lo, hi), extent=source)
     return Plan(res, where, {**bound, "b": bucket})
 
 
-_EXTENT_COLUMNS = frozenset({"run_id", "metric", "rank", "count", "first_step", "last_step"})
-
-
 def _kept_extent(
-    query: Query, cat: Catalog, where: str, bound: dict[str, Any], runs: int, rollups: _Rollups | None
+    query: Query, where: str, bound: dict[str, Any], runs: int, rollups: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame | None] | None:
     """Each series' step span and length from the processors' summaries instead of scanning its points,
     with the rollups' coverage in the same round trip when there are rollups.
@@ -168,80 +170,57 @@ def _kept_extent(
     points than it says (the chart gets a few more than asked). None when a run asked for has
     no summary of the metric (no processor ran for it): the caller scans the points then.
     """
-    table = cat.find("summaries")
-    if table is None or not set(cat.columns(table)) >= _EXTENT_COLUMNS:
-        return None
-    final = " FINAL" if cat.is_replacing(table) else ""
     sql = (
         "SELECT toUInt32(0) AS r, min(first_step) AS lo, max(last_step) AS hi, max(count) AS n, count() AS series, "
-        f"uniqExact(run_id) AS runs FROM {table}{final} WHERE {where}"
+        f"uniqExact(run_id) AS runs FROM {SUMMARIES.name}{SUMMARIES.final} WHERE {where}"
     )
-    if rollups is not None:
-        sql += (
-            " UNION ALL SELECT r, toInt64(0), covered, toUInt64(0), series, toUInt64(0) "
-            f"FROM ({rollups.coverage_sql()})"
-        )
+    if rollups:
+        coverage = _coverage_sql(bound)
+        sql += f" UNION ALL SELECT r, toInt64(0), covered, toUInt64(0), series, toUInt64(0) FROM ({coverage})"
     found = query(sql, bound)
     extent = found[found["r"] == 0].reset_index(drop=True)
     if not len(extent) or int(extent["runs"].iloc[0]) < runs:
         return None
-    coverage = found[found["r"] != 0].rename(columns={"hi": "covered"}) if rollups is not None else None
+    coverage = found[found["r"] != 0].rename(columns={"hi": "covered"}) if rollups else None
     return extent, coverage
 
 
-@dataclass(frozen=True)
-class _Rollups:
-    """The rollup table a series read may use, and the conditions on it."""
+def _rollups_where(bound: Mapping[str, Any]) -> str:
+    where = "run_id IN {ids:Array(String)} AND metric = {name:String}"
+    return where + (" AND rank = {rank:UInt32}" if "rank" in bound else "")
 
-    table: str
-    cols: RollupColumns
-    final: str
-    ids_where: str
 
-    @classmethod
-    def of(cls, cat: Catalog, bound: Mapping[str, Any]) -> _Rollups | None:
-        table = cat.find("rollups")
-        cols = cat.rollup_columns(table) if table else None
-        if table is None or cols is None or ("rank" in bound and cols.rank is None):
-            return None
-        ids_where = "run_id IN {ids:Array(String)} AND metric = {name:String}"
-        if cols.rank is not None and "rank" in bound:
-            ids_where += f" AND {cols.rank} = {{rank:UInt32}}"
-        return cls(table, cols, " FINAL" if cat.is_replacing(table) else "", ids_where)
+def _coverage_sql(bound: Mapping[str, Any]) -> str:
+    """Per resolution: the last step every series' rollup covers, and how many series it has."""
+    return (
+        "SELECT r_ AS r, min(covered) AS covered, count() AS series FROM (SELECT resolution AS r_, "
+        f"run_id, rank AS rank_, max(last_step) AS covered FROM {ROLLUPS.name}{ROLLUPS.final} "
+        f"WHERE {_rollups_where(bound)} GROUP BY r_, run_id, rank_) GROUP BY r ORDER BY r DESC"
+    )
 
-    def coverage_sql(self) -> str:
-        """Per resolution: the last step every series' rollup covers, and how many series it has."""
-        c = self.cols
-        return (
-            f"SELECT r_ AS r, min(covered) AS covered, count() AS series FROM (SELECT {c.resolution} AS r_, "
-            f"run_id, {c.rank or '0'} AS rank_, max({c.max_step}) AS covered FROM {self.table}{self.final} "
-            f"WHERE {self.ids_where} GROUP BY r_, run_id, rank_) GROUP BY r ORDER BY r DESC"
-        )
 
-    def plan(
-        self,
-        coverage: pd.DataFrame,
-        where: str,
-        bound: dict[str, Any],
-        bucket: int,
-        n: int,
-        span: tuple[int, int],
-        series: int,
-        extent: str,
-    ) -> Plan | None:
-        """Use the coarsest resolution that divides ``bucket`` and covers every series asked for."""
-        coverage = coverage.sort_values("r", ascending=False)
-        for r, covered, rolled in zip(coverage["r"], coverage["covered"], coverage["series"], strict=True):
-            # A series without rollup rows (a processor not there yet) would lose its points: downsample instead.
-            if 1 < int(r) <= bucket and bucket % int(r) == 0 and int(rolled) >= series:
-                if int(covered) >= span[1]:
-                    until, tail = int(covered), False  # the rollup holds every point seen: no raw tail to read
-                else:
-                    until, tail = (int(covered) + 1) // bucket * bucket - 1, True  # end of its last full bucket
-                res = Resolution("rollup", bucket, self.table, n, span, rollup_resolution=int(r), extent=extent)
-                bound = {**bound, "b": bucket, "r": int(r), "until": until}
-                return Plan(res, where, bound, self.cols, until, rollup_final=bool(self.final), raw_tail=tail)
-        return None
+def _rollup_plan(
+    coverage: pd.DataFrame,
+    where: str,
+    bound: dict[str, Any],
+    bucket: int,
+    n: int,
+    span: tuple[int, int],
+    series: int,
+    extent: str,
+) -> Plan | None:
+    """Use the coarsest resolution that divides ``bucket`` and covers every series asked for."""
+    coverage = coverage.sort_values("r", ascending=False)
+    for r, covered, rolled in zip(coverage["r"], coverage["covered"], coverage["series"], strict=True):
+        # A series without rollup rows (a processor not there yet) would lose its points: downsample instead.
+        if 1 < int(r) <= bucket and bucket % int(r) == 0 and int(rolled) >= series:
+            if int(covered) >= span[1]:
+                until, tail = int(covered), False  # the rollup holds every point seen: no raw tail to read
+            else:
+                until, tail = (int(covered) + 1) // bucket * bucket - 1, True  # end of its last full bucket
+            res = Resolution("rollup", bucket, ROLLUPS.name, n, span, rollup_resolution=int(r), extent=extent)
+            return Plan(res, where, {**bound, "b": bucket, "r": int(r), "until": until}, until, raw_tail=tail)
+    return None
 
 
 def read_series(query: Query, plan: Plan) -> pd.DataFrame:
@@ -276,30 +255,20 @@ def _downsample_sql(where: str) -> str:
 
 
 def _rollup_sql(plan: Plan) -> str:
-    """Merge rollup rows into ``B``-step buckets up to ``until``; raw points after it (a lagging rollup)."""
-    c = plan.rollup
-    assert c is not None
-    start = (
-        f"{c.bucket} * {{r:Int64}}"
-        if c.bucket_is_index
-        else (c.bucket or f"intDiv({c.min_step}, {{r:Int64}}) * {{r:Int64}}")
+    """Merge rollup rows into ``B``-step buckets up to ``until``; raw points after it (a lagging rollup).
+
+    In a rollup row ``count`` includes NaN/inf and ``sum`` does not (``nonfinite`` counts them).
+    """
+    where = plan.where.replace("step >= {lo:Int64}", "last_step >= {lo:Int64}").replace(
+        "step <= {hi:Int64}", "first_step <= {hi:Int64}"
     )
-    rank = c.rank or "toUInt32(0)"
-    last = f"argMax({c.last}, {c.max_step})" if c.last else "nan"
-    bad = f"sum({c.nonfinite})" if c.nonfinite else "toUInt64(0)"
-    where = plan.where.replace("step >= {lo:Int64}", f"{c.max_step} >= {{lo:Int64}}").replace(
-        "step <= {hi:Int64}", f"{c.min_step} <= {{hi:Int64}}"
-    )
-    if c.rank and "rank = {rank:UInt32}" in where:
-        where = where.replace("rank = {rank:UInt32}", f"{c.rank} = {{rank:UInt32}}")
-    final = " FINAL" if plan.rollup_final else ""
     rollup = (
         "SELECT run_id, rank_ AS rank, s_ AS step, if(n_ > bad_, sum_ / (n_ - bad_), nan) AS value, lo_ AS min, "
         "hi_ AS max, n_ AS count, bad_ AS nonfinite, last_ AS last, CAST(NULL AS Nullable(DateTime64(3, 'UTC'))) AS ts "
-        f"FROM (SELECT run_id, {rank} AS rank_, min({c.min_step}) AS s_, sum({c.sum}) AS sum_, sum({c.count}) AS n_, "
-        f"{bad} AS bad_, min({c.min}) AS lo_, max({c.max}) AS hi_, {last} AS last_ "
-        f"FROM {plan.resolution.table}{final} WHERE {where} AND {c.resolution} = {{r:UInt32}} "
-        f"AND {c.max_step} <= {{until:Int64}} GROUP BY run_id, rank_, intDiv({start}, {{b:Int64}}))"
+        "FROM (SELECT run_id, rank AS rank_, min(first_step) AS s_, sum(sum) AS sum_, sum(count) AS n_, "
+        "sum(nonfinite) AS bad_, min(min) AS lo_, max(max) AS hi_, argMax(last, last_step) AS last_ "
+        f"FROM {ROLLUPS.name}{ROLLUPS.final} WHERE {where} AND resolution = {{r:UInt32}} "
+        "AND last_step <= {until:Int64} GROUP BY run_id, rank_, intDiv(bucket * {r:Int64}, {b:Int64}))"
     )
     if not plan.raw_tail:
         return rollup + " ORDER BY run_id, rank, step"

@@ -1,11 +1,14 @@
 """Processor throughput on this machine: a backlog of points, the sink and processors working it off together.
 
-``python -m fleetlog.processors.bench --points 10000000`` writes the backlog
+``python -m bench.processor_throughput --points 10000000`` writes the backlog
 straight to Kafka (encoded like the SDK does, zstd), starts a sink and
 ``--workers`` processors, and reports how fast the processors consumed it while
 the sink was inserting the same points and the derived rows.  It uses the
 broker at ``FLEETLOG_KAFKA`` if one answers there, else starts its own.
 ``--core`` measures the pure core alone (decoded batches in, rows out, one core).
+
+A benchmark driver, not a stage: it starts the local stack (:mod:`fleetlog.stack`), so it
+lives here beside the other benchmarks, where no stage imports it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,7 +30,7 @@ from fleetlog.processors.app import app_id
 from fleetlog.processors.core.config import ProcessorConfig
 from fleetlog.processors.core.engine import RunEngine
 
-from fleetlog.config import ENV_VARS, Settings
+from fleetlog.config import Settings
 from fleetlog.events import Envelope, Source, decode, encode_metrics
 from fleetlog.lag import consumer_lag
 from fleetlog.localkafka import LocalKafka, free_port
@@ -44,7 +46,7 @@ async def _backlog(settings: Settings, *, points: int, runs: int, metrics: int, 
     steps_per_message = 30_000 // metrics
     rng = np.random.default_rng(0)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        bootstrap_servers=settings.kafka.bootstrap,
         compression_type="zstd",
         linger_ms=20,
         max_batch_size=1 << 20,
@@ -86,7 +88,7 @@ async def _backlog(settings: Settings, *, points: int, runs: int, metrics: int, 
 
 
 def _start_worker(settings: Settings) -> subprocess.Popen:
-    env = {**os.environ, **{var: str(getattr(settings, name)) for name, (var, _) in ENV_VARS.items()}}
+    env = settings.child_env()
     log = open(settings.home / "processors.log", "ab")  # noqa: SIM115 - the child owns it
     proc = subprocess.Popen(
         [sys.executable, "-m", "fleetlog", "processor", "--log-level", "WARNING"], env=env, stdout=log, stderr=log
@@ -155,12 +157,12 @@ def main(argv: list[str] | None = None) -> dict:
     broker = None
     try:
         asyncio.run(ensure_topics(env, timeout_seconds=3))
-        bootstrap = env.kafka_bootstrap
+        bootstrap = env.kafka.bootstrap
     except Exception:
         broker = LocalKafka(state_dir=home / "kafka", port=free_port())
         broker.start()
         bootstrap = broker.bootstrap
-    settings = Settings(
+    settings = Settings.build(
         home=home, kafka_bootstrap=bootstrap, topic_prefix=f"bench{uuid.uuid4().hex[:6]}", http_port=free_port()
     )
     stack = LocalStack(settings)
