@@ -212,7 +212,7 @@ def demo(
 
 
 # Command groups that live in their own modules register here.
-for _module in ("fleetlog.cli_read", "fleetlog.store.cli"):
+for _module in ("fleetlog.cli_read", "fleetlog.cli_models", "fleetlog.store.cli"):
     importlib.import_module(_module).register(app)
 
 

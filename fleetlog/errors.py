@@ -12,6 +12,8 @@
     │   └── SinkBackpressure      (fleetlog.sinks.base) the store cannot take a batch now; read it
     │                             again in ``retry_after_seconds``
     ├── RunNotFound               no run with that id in the store (also a LookupError)
+    ├── ModelNotFound             (fleetlog.models) no such model or version (also a LookupError)
+    ├── ModelRegistrationPending  (fleetlog.models) sent, not numbered by the sink yet (retriable)
     └── RunFailed                 (fleetlog.script_run) a submitted script exited with an error
 
 Every class is defined where it is raised, but importable from here when it belongs to the

@@ -14,6 +14,7 @@ import logging
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -36,6 +37,28 @@ class Run(NotebookViews, _run.Run):
     """A run you log to and read back from (Azure ML's ``Run``); in Jupyter, a live card."""
 
     _process: Any = None
+
+    def __init__(self, experiment: Any, run_id: str | None = None, **wiring: Any) -> None:
+        """``Run(experiment, run_id)`` attaches to a run in the store (Azure's constructor).
+
+        The SDK itself wires new runs by keyword (``Experiment._open_run``); a new run is
+        started with ``experiment.start_logging()``.
+        """
+        if wiring:
+            super().__init__(experiment=experiment, **wiring)
+            return
+        if not isinstance(run_id, str) or not run_id:
+            raise TypeError(
+                "Run(experiment, run_id) needs the id of a run in the store; "
+                "start a new one with experiment.start_logging() (or Run.get_context() in a script)"
+            )
+        rec = handle.run_record(run_id, experiment.settings)
+        super().__init__(
+            **experiment._wiring(run_id), display_name=str(rec["name"]), parent_id=str(rec["parent_run_id"])
+        )
+        experiment._register(self)
+        self.status = str(rec["status"])
+        self.start_time = rec["start_time"].timestamp()
 
     @property
     def _settings(self) -> Settings:
@@ -136,14 +159,22 @@ class Run(NotebookViews, _run.Run):
     def get_params(self) -> dict[str, Any]:
         return self._key_values("run_params")
 
-    def get_metrics(self, name: str | None = None, recursive: bool = False, rank: int = 0) -> dict[str, Any]:
-        """Azure's shape: name -> value (one point), list (a series), dict of columns (a table).
+    def get_metrics(
+        self, name: str | None = None, recursive: bool = False, rank: int = 0, *, include_system: bool = False
+    ) -> dict[str, Any]:
+        """Azure's shape: name -> value (one point or a string), list (a series), dict of columns (a table).
 
+        What the script logged: fleetlog's own ``sys/...`` telemetry only with ``include_system=True``.
         ``recursive=True`` returns ``{run_id: metrics}`` for this run and all its descendants.
         """
         if recursive:
-            return {r.id: r.get_metrics(name, rank=rank) for r in [self, *self._descendants()]}
-        return handle.run_metrics(self.id, self._settings, name=name, rank=rank)
+            runs = [self, *self._descendants()]
+            return {r.id: r.get_metrics(name, rank=rank, include_system=include_system) for r in runs}
+        return handle.run_metrics(self.id, self._settings, name=name, rank=rank, include_system=include_system)
+
+    def get_portal_url(self) -> str:
+        """The dashboard's page for this run (``fleetlog ui`` serves it; Azure's studio link)."""
+        return f"{self._settings.ui.url}/#/run/{quote(self.id, safe='')}"
 
     def get_file_names(self) -> list[str]:
         return handle.file_names(self.id, self._settings)
@@ -157,6 +188,24 @@ class Run(NotebookViews, _run.Run):
             target = target / Path(name).name
         self._artifacts.download(uri, target)
         return target
+
+    def register_model(
+        self,
+        model_name: str,
+        model_path: str | os.PathLike,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        description: str | None = None,
+        **options: Any,
+    ) -> Any:
+        """Register ``model_path`` (a file or folder) as the next version of ``model_name``; a ``Model``.
+
+        The version is numbered by the sink, exactly once across processes (:mod:`fleetlog.models`).
+        """
+        from fleetlog.models import register
+
+        labels = {"tags": tags, "properties": properties, "description": description}
+        return register(self, self._settings, model_name, model_path, **labels, **options)
 
     def get_children(self) -> list[Run]:
         return [type(self).get(rid, settings=self._settings) for rid in handle.child_ids(self.id, self._settings)]
@@ -237,7 +286,8 @@ class Experiment(_experiment.Experiment):
             return
         start, steps = found
         run._metrics.resume_steps(steps)
-        run._resumed_start = start.timestamp()  # type: ignore[attr-defined]
+        if start is not None:
+            run._resumed_start = start.timestamp()  # type: ignore[attr-defined]
 
     def get_runs(self) -> list[Run]:
         """This experiment's runs in the store, newest first."""

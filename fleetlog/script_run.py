@@ -38,6 +38,7 @@ class ScriptRunConfig:
     script: str = ""
     arguments: tuple[str, ...] | list[str] = ()
     environment: dict[str, str] | None = field(default=None)
+    python: str = ""  # the interpreter that runs the script; empty: this one (sys.executable)
 
     def __post_init__(self) -> None:
         if not self.script:
@@ -116,7 +117,7 @@ def launch(experiment: Any, config: ScriptRunConfig, *, show_output: bool) -> An
         "PYTHONUNBUFFERED": "1",
     }
     proc = subprocess.Popen(
-        [sys.executable, config.script, *map(str, config.arguments)],
+        [config.python or sys.executable, config.script, *map(str, config.arguments)],
         cwd=config.source_directory,
         env=env,
         stdout=subprocess.PIPE,

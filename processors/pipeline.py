@@ -25,6 +25,7 @@ from fleetlog.processors.core.engine import Getter, Output, RunEngine
 from fleetlog.processors.core.lifecycle import is_alert_rules, parse_alert_rules
 
 from fleetlog.events import DeadLetter, Envelope, InvalidEvent, Record, decode_record
+from fleetlog.events.models import is_model_stream
 
 __all__ = ["BatchResult", "Pipeline", "Record", "RunResult"]
 
@@ -83,6 +84,9 @@ class Pipeline:
                 reason = exc.reason if isinstance(exc, InvalidEvent) else f"{type(exc).__name__}: {str(exc)[:500]}"
                 result.dead_letters.append(DeadLetter.of(rec, reason, stage="processor", now=now))
                 result.stats["dead_letters"] += 1
+                continue
+            if is_model_stream(env.run_id):  # a model registration belongs to no run: the sink alone stores it
+                result.stats["model_events"] += 1
                 continue
             entry = by_run.setdefault(env.run_id, (rec.partition, [], [], []))
             (entry[1] if env.kind == "metrics" else entry[2]).append((rec.offset, env))

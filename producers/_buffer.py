@@ -125,7 +125,9 @@ class MetricBuffer:
         """Add one point; ``value`` is a real number and ``step`` an int or None (``Run`` checks)."""
         self._append(name, value, "", step)
 
-    def logger(self, as_float: Callable[[str, Any], float], as_step: Callable[[str, Any], int]) -> Callable[..., None]:
+    def logger(
+        self, as_float: Callable[[str, Any], float | None], as_step: Callable[[str, Any], int]
+    ) -> Callable[..., None]:
         """A point's whole path -- the caller's argument checks, then the append -- as one plain function.
 
         ``run.log`` is the hottest call in a training loop, and in CPython every call level
@@ -139,6 +141,8 @@ class MetricBuffer:
         def log(name: str, value: Any, description: str = "", step: int | None = None) -> None:
             if value.__class__ is not float:
                 value = as_float(name, value)
+                if value is None:
+                    return
             if step is not None and step.__class__ is not int:
                 step = as_step(name, step)
             idx = index.get(name)

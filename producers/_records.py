@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
@@ -41,10 +41,11 @@ def _scalar(where: str, value: Any) -> Scalar:
 
 
 def _sequence(where: str, values: Any) -> list[Any]:
+    """Any iterable of cells (Azure takes generators too), but not a string or a mapping."""
     if hasattr(values, "tolist"):
         values = values.tolist()
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise TypeError(f"{where}: expected a list (or tuple / 1-d array), got {type(values).__name__}")
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise TypeError(f"{where}: expected a list (or tuple, generator, 1-d array), got {type(values).__name__}")
     return list(values)
 
 

@@ -105,6 +105,22 @@ class Experiment:
         **run_options: Any,
     ) -> Run:
         """A Run wired to this experiment's sender and artifact store, not yet started."""
+        parts = self._wiring(run_id, parent_id)
+        run = self.run_class(
+            **parts,
+            display_name=display_name or parts["stream"].template.run_id,
+            parent_id=parent_id,
+            **run_options,
+        )
+        self._register(run, telemetry=telemetry)
+        return run
+
+    def _wiring(self, run_id: str | None, parent_id: str = "") -> dict[str, Any]:
+        """A new run's experiment, sender, stream and artifact store, its id resolved: ``run_class``'s arguments.
+
+        Apart from :meth:`_open_run` so that a handle built by its own constructor (Azure's
+        ``Run(experiment, run_id)``) is wired the same way.
+        """
         if run_id is not None and (not isinstance(run_id, str) or not run_id or len(run_id) > 256):
             raise ValueError(f"run_id must be a non-empty str of at most 256 chars, got {run_id!r}")
         run_id = run_id or (None if parent_id else job_run_id()) or f"{self.name}_{uuid.uuid4().hex[:12]}"
@@ -120,20 +136,14 @@ class Experiment:
         template = Envelope(
             kind="metrics", run_id=run_id, project=self.project, experiment=self.name, source=process_source()
         )
-        stream = Stream(template, buffer)
-        run = self.run_class(
-            experiment=self,
-            sender=sender,
-            stream=stream,
-            artifacts=artifacts,
-            display_name=display_name or run_id,
-            parent_id=parent_id,
-            **run_options,
-        )
-        if telemetry and s.sdk.telemetry_interval_seconds > 0:
-            stream.periodic.append(Sampler(run.log_metrics, interval_seconds=s.sdk.telemetry_interval_seconds))
-        sender.register(stream)
-        return run
+        return {"experiment": self, "sender": sender, "stream": Stream(template, buffer), "artifacts": artifacts}
+
+    def _register(self, run: Run, *, telemetry: bool = False) -> None:
+        """Hand a wired run's stream to the sender (with the telemetry sampler when asked)."""
+        interval = self.settings.sdk.telemetry_interval_seconds
+        if telemetry and interval > 0:
+            run._stream.periodic.append(Sampler(run.log_metrics, interval_seconds=interval))
+        run._sender.register(run._stream)
 
     def _before_start(self, run: Run) -> None:
         """Hook for the facade: a resumed run picks up its steps and start time here."""

@@ -50,8 +50,8 @@ def _as_float(name: str, value: Any) -> float:
         if (numel() if callable(numel) else getattr(value, "size", None)) == 1:
             return _as_float(name, item())
     raise TypeError(
-        f"run.log({name!r}, ...) needs a real number (int, float, numpy scalar or one-element tensor), "
-        f"got {type(value).__name__}; use log_list or log_table for several values"
+        f"run.log({name!r}, ...) needs a real number (int, float, numpy scalar or one-element tensor) or a "
+        f"string, got {type(value).__name__}; use log_list or log_table for several values"
     )
 
 
@@ -80,7 +80,7 @@ class Run:
         self._artifacts = artifacts
         self._metrics: MetricBuffer = stream.buffer
         # The hot path as one closure over the buffer (see MetricBuffer.logger); Run.log documents it.
-        self.log = functools.update_wrapper(self._metrics.logger(_as_float, _check_step), Run.log)  # type: ignore[method-assign]
+        self.log = functools.update_wrapper(self._metrics.logger(self._number, _check_step), Run.log)  # type: ignore[method-assign]
         self._lines = LineBuffer()
         self._display_name = display_name
         self._description = ""
@@ -118,7 +118,12 @@ class Run:
         """Log one scalar; repeated calls build a series, steps counting up per metric.
 
         NaN and infinities are stored as they are: a NaN loss is what you need to see.
+        A ``str`` value (Azure's ``run.log('Category', 'Red')``) is kept as a string metric:
+        a ``metric`` record, which ``get_metrics()`` returns as the string.
         """
+        if value.__class__ is str:
+            self._record(name, "metric", value, description, step)
+            return
         if value.__class__ is not float:
             value = _as_float(name, value)
         if step is not None and step.__class__ is not int:
@@ -134,7 +139,17 @@ class Run:
             raise TypeError(f"log_metrics needs a mapping of name to value, got {type(metrics).__name__}")
         if step is not None:
             step = _check_step("log_metrics", step)
-        self._metrics.append_many(metrics, step, _as_float)
+        texts = {k: v for k, v in metrics.items() if isinstance(v, str)}
+        for name, value in texts.items():
+            self._record(name, "metric", value, step=step)
+        self._metrics.append_many({k: v for k, v in metrics.items() if k not in texts}, step, _as_float)
+
+    def _number(self, name: str, value: Any) -> float | None:
+        """The hot path's converter: a float, or None for a string taken as a string metric."""
+        if isinstance(value, str):
+            self._record(name, "metric", value)
+            return None
+        return _as_float(name, value)
 
     # -- records: lists, rows, tables, structured payloads -------------------------------
     def _record(self, name: str, kind: str, data: Any, description: str = "", step: int | None = None) -> None:
@@ -154,7 +169,7 @@ class Run:
         self._sender.emit(self._stream, "record", body)
 
     def log_list(self, name: str, value: Any, description: str = "") -> None:
-        """A list of values kept as one record (not a series)."""
+        """A list of values kept as one record (not a series); any iterable, generators too."""
         self._record(name, "list", _records.list_values(name, value), description)
 
     def log_row(self, name: str, description: str | None = None, **kwargs: Any) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fleetlog.events import Envelope, InvalidEvent
+from fleetlog.events.models import check_model_name, model_stream_id
 from fleetlog.events.values import to_text
 
 __all__ = ["MAX_TEXT", "ROW_BUILDERS"]
@@ -190,7 +191,43 @@ def heartbeat_rows(env: Envelope) -> Rows:
     return "run_heartbeats", [row]
 
 
+def model_rows(env: Envelope) -> Rows:
+    """A registration's row with version 0: the sink numbers it at insert time (:mod:`fleetlog.sinks._models`)."""
+    body = env.body
+    try:
+        name = check_model_name(body.get("name"))
+    except ValueError as exc:
+        raise InvalidEvent(str(exc)) from None
+    if model_stream_id(name) != env.run_id:
+        raise InvalidEvent(f"model {name!r} came keyed {env.run_id[:100]!r}, not {model_stream_id(name)!r}")
+    labels = {}
+    for key in ("tags", "properties"):
+        value = body.get(key) or {}
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise InvalidEvent(f"model {key!r} must map strings to strings")
+        labels[key] = json.dumps(value, sort_keys=True)[:MAX_TEXT]
+    row = {
+        "name": name,
+        "version": 0,
+        "registration_id": _text(body, "registration_id", 64),
+        "run_id": _text(body, "run_id", 256),
+        "experiment": env.experiment,
+        "project": env.project,
+        "url": _text(body, "url", 4096),
+        "path": _text(body, "path", 4096),
+        "description": _text(body, "description"),
+        "tags": labels["tags"],
+        "properties": labels["properties"],
+        "size": int(_number(body, "size", 0, 2**63)),
+        "ts": _number(body, "time"),
+    }
+    if not row["registration_id"] or not row["url"]:
+        raise InvalidEvent("a model registration needs a registration_id and a url")
+    return "models", [row]
+
+
 ROW_BUILDERS: dict[str, Callable[[Envelope], Rows]] = {
+    "model": model_rows,
     "run": run_rows,
     "params": _key_values("run_params"),
     "tags": _key_values("run_tags"),

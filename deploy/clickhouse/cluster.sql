@@ -221,6 +221,26 @@ ENGINE = Distributed('{cluster}', 'fleetlog', 'producer_streams_local', cityHash
 
 ALTER TABLE fleetlog.metric_points_local ON CLUSTER '{cluster}' MODIFY SETTING ttl_only_drop_parts = 1;
 
+CREATE TABLE IF NOT EXISTS fleetlog.models ON CLUSTER '{cluster}'
+(
+    name String,
+    version UInt32,
+    registration_id String,
+    run_id String,
+    experiment LowCardinality(String),
+    project LowCardinality(String),
+    url String,
+    path String,
+    description String,
+    tags String,
+    properties String,
+    size UInt64,
+    ts DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/{table}', '{replica}', ts)
+ORDER BY (name, version)
+SETTINGS non_replicated_deduplication_window = 10000;
+
 CREATE TABLE IF NOT EXISTS fleetlog.metric_rollups_local ON CLUSTER '{cluster}'
 (
     run_id LowCardinality(String),
@@ -393,7 +413,7 @@ SETTINGS non_replicated_deduplication_window = 10000;
 CREATE TABLE IF NOT EXISTS fleetlog.alert_rules ON CLUSTER '{cluster}' AS fleetlog.alert_rules_local
 ENGINE = Distributed('{cluster}', 'fleetlog', 'alert_rules_local', cityHash64(run_id));
 
-INSERT INTO fleetlog.schema_migrations (version, name) VALUES (1, 'points, runs, params, tags, dead letters, sink intents'), (2, 'run API: descriptions, records, artifacts, logs, properties, heartbeats, producer streams'), (3, 'retention: expired raw points leave by whole parts (TTL itself follows FLEETLOG_RAW_TTL_DAYS)'), (100, 'stream processors: rollups, summaries, rank aggregates, fleet windows, alerts, alert rules');
+INSERT INTO fleetlog.schema_migrations (version, name) VALUES (1, 'points, runs, params, tags, dead letters, sink intents'), (2, 'run API: descriptions, records, artifacts, logs, properties, heartbeats, producer streams'), (3, 'retention: expired raw points leave by whole parts (TTL itself follows FLEETLOG_RAW_TTL_DAYS)'), (4, 'model registry: models (name, version, run, files\' url, tags, properties)'), (100, 'stream processors: rollups, summaries, rank aggregates, fleet windows, alerts, alert rules');
 
 ALTER TABLE fleetlog.metric_points_local ON CLUSTER '{cluster}' MODIFY TTL toDateTime(ts) + toIntervalDay(90);
 

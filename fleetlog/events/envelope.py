@@ -35,6 +35,10 @@ EVENT_KINDS: dict[str, str] = {
     "record": "one logged list, table row, table or structured payload: {'name', 'type', 'description', 'data'}",
     "artifact": "a file or image's metadata: {'name', 'kind', 'size', 'sha256', 'uri', 'content_type', 'inline'}",
     "logs": "captured lines as columns: {'ts': [ms], 'stream', 'level', 'logger', 'message': [str]}",
+    "model": (
+        "a model registration, keyed by model name (fleetlog.events.models): {'name', 'registration_id', 'run_id',"
+        " 'url', 'path', 'description', 'tags', 'properties', 'size', 'time'}"
+    ),
     "rows": (
         "derived rows for one table, as columns: {'table': name, 'columns': {column: [values]"
         " | {'dtype', 'data': bytes} | {'dictionary': [str], 'indices': <i4 bytes}}}"

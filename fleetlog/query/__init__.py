@@ -20,13 +20,14 @@ points on the server and says so in ``df.attrs["resolution"]``.
 The modules: ``client`` (the cached reader and ``StoreUnavailable``), ``sql`` (binding
 and filters), ``runs`` (runs, experiments, summaries, compare), ``series`` (metric
 series; planning in ``series_plan``), ``records`` (logs, tables, artifacts, alerts),
-``fleet`` (what runs now) and ``handle`` (what a ``fleetlog.Run`` reads back).
+``fleet`` (what runs now), ``models`` (the model registry) and ``handle`` (what a ``fleetlog.Run`` reads back).
 """
 
 from __future__ import annotations
 
 from fleetlog.query.client import client, reader_url
 from fleetlog.query.fleet import fleet
+from fleetlog.query.models import models
 from fleetlog.query.records import alerts, artifact, artifacts, images, logs, tables
 from fleetlog.query.runs import RUN_COLUMNS, TERMINAL, compare, experiments, run, runs, summaries
 from fleetlog.query.series import Resolution, metric, metric_names, points_stream
@@ -47,6 +48,7 @@ __all__ = [
     "logs",
     "metric",
     "metric_names",
+    "models",
     "points_stream",
     "reader_url",
     "run",

@@ -18,12 +18,14 @@ from fleetlog.query.sql import typed
 
 __all__ = [
     "KEY_VALUE_TABLES",
+    "SYSTEM_PREFIX",
     "artifact_uri",
     "child_ids",
     "experiment_run_ids",
     "file_names",
     "key_values",
     "last_steps",
+    "latest_text_metrics",
     "run_metrics",
     "run_record",
 ]
@@ -47,8 +49,25 @@ def key_values(run_id: str, table: str, settings: Settings) -> dict[str, Any]:
     return {k: typed(v, t) for k, v, t in frame.itertuples(index=False) if t != "deleted"}
 
 
-def run_metrics(run_id: str, settings: Settings, *, name: str | None = None, rank: int = 0) -> dict[str, Any]:
-    """Azure's ``get_metrics`` shape: name -> value (one point), list (a series), dict of columns (a table)."""
+SYSTEM_PREFIX = "sys/"
+
+
+def run_metrics(
+    run_id: str, settings: Settings, *, name: str | None = None, rank: int = 0, include_system: bool = False
+) -> dict[str, Any]:
+    """Azure's ``get_metrics`` shape: name -> value (one point), list (a series), dict of columns (a table).
+
+    String metrics (``run.log('Category', 'Red')``) come back as strings.  fleetlog's own
+    telemetry (``sys/...``) is left out unless ``include_system``: what the script logged,
+    as on Azure.
+    """
+    out = _run_metrics(run_id, settings, name=name, rank=rank)
+    if include_system or (name or "").startswith(SYSTEM_PREFIX):
+        return out
+    return {k: v for k, v in out.items() if not k.startswith(SYSTEM_PREFIX)}
+
+
+def _run_metrics(run_id: str, settings: Settings, *, name: str | None, rank: int) -> dict[str, Any]:
     bound = {"r": run_id, "k": rank, "n": name or ""}
     out: dict[str, Any] = {}
     points = df(
@@ -68,12 +87,17 @@ def run_metrics(run_id: str, settings: Settings, *, name: str | None = None, ran
         bound,
     )
     rows: dict[str, list[dict[str, Any]]] = {}
+    texts: dict[str, list[Any]] = {}
     for rec_name, kind, data in records.itertuples(index=False):
         value = json.loads(data)
         if kind == "row":
             rows.setdefault(rec_name, []).append(value)
+        elif kind == "metric":
+            texts.setdefault(rec_name, []).append(value)
         else:
             out[rec_name] = value
+    for rec_name, values in texts.items():
+        out[rec_name] = values[0] if len(values) == 1 else values
     for rec_name, row_list in rows.items():
         columns = list(dict.fromkeys(c for row in row_list for c in row))
         out[rec_name] = {c: [row.get(c) for row in row_list] for c in columns}
@@ -85,6 +109,22 @@ def run_metrics(run_id: str, settings: Settings, *, name: str | None = None, ran
     )
     for img, uris in images.itertuples(index=False):
         out[img] = uris[0] if len(uris) == 1 else list(uris)
+    return out
+
+
+def latest_text_metrics(run_ids: list[str], settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per run, each string metric's last value (``run.log('Category', 'Red')``): the runs table shows them."""
+    if not run_ids:
+        return {}
+    frame = df(
+        settings,
+        "SELECT run_id, name, argMax(data, idx) AS data FROM run_records "
+        "WHERE run_id IN {ids:Array(String)} AND type = 'metric' GROUP BY run_id, name ORDER BY run_id, name",
+        {"ids": run_ids},
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for run_id, name, data in frame.itertuples(index=False):
+        out.setdefault(run_id, {})[name] = json.loads(data)
     return out
 
 
@@ -128,15 +168,20 @@ def experiment_run_ids(experiment: str, project: str, settings: Settings) -> lis
     return list(frame.get("run_id", []))
 
 
-def last_steps(run_id: str, rank: int, settings: Settings) -> tuple[pd.Timestamp, dict[str, int]] | None:
-    """For resuming a run: its start time and each metric's last step on ``rank``; None if the store has no run."""
+def last_steps(run_id: str, rank: int, settings: Settings) -> tuple[pd.Timestamp | None, dict[str, int]] | None:
+    """For resuming a run: its start time and each metric's last step on ``rank``; None if the store has neither.
+
+    The run's row travels on the events topic and can land a flush after its points: steps found
+    without it still count (a resume must never restart steps the store already has), start unknown.
+    """
     start = df(settings, "SELECT start_time FROM runs FINAL WHERE run_id = {r:String}", {"r": run_id})
-    if start.empty:
-        return None
     steps = df(
         settings,
         "SELECT metric, max(step) AS last FROM metric_points "
         "WHERE run_id = {r:String} AND rank = {k:UInt32} GROUP BY metric",
         {"r": run_id, "k": rank},
     )
-    return start["start_time"].iloc[0], dict(zip(steps["metric"], steps["last"].astype(int), strict=True))
+    if start.empty and steps.empty:
+        return None
+    started = None if start.empty else start["start_time"].iloc[0]
+    return started, dict(zip(steps["metric"], steps["last"].astype(int), strict=True))

@@ -123,6 +123,8 @@ def tables(run_id: str, name: str | None = None, *, settings: Settings | None = 
         return pd.DataFrame(payloads)
     if kind == "list":
         return pd.DataFrame({name: payloads[-1]})
+    if kind == "metric":  # a string metric: each value logged, oldest first
+        return pd.DataFrame({name: payloads})
     return pd.DataFrame({"data": payloads[-1:]})
 
 

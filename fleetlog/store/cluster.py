@@ -5,7 +5,8 @@ plus a ``Distributed`` table under the plain name, sharded by ``cityHash64(run_i
 that a run's rows live on one shard and every per-run read touches one shard.  Writers
 and readers use the plain names, exactly as on a single node.  The sink's write-ahead
 intents (``sink_batches``) and ``schema_migrations`` are small and read by every sink:
-they are replicated whole to every server instead of sharded.
+they are replicated whole to every server instead of sharded, and so is the model registry
+(``models``: small, and the sink numbering a name's versions must see all of them).
 
 ``deploy/clickhouse/cluster.sql`` is this module's output (a test keeps them equal)::
 
@@ -23,7 +24,7 @@ from fleetlog.store.schema import MIGRATIONS, MIGRATIONS_TABLE, TTL_TABLES, Sche
 
 __all__ = ["GLOBAL_TABLES", "SHARDING_KEYS", "cluster_sql", "cluster_statements", "main"]
 
-GLOBAL_TABLES = frozenset({"schema_migrations", "sink_batches"})
+GLOBAL_TABLES = frozenset({"schema_migrations", "sink_batches", "models"})
 SHARDING_KEYS = {"dead_letters": "cityHash64(topic, partition)"}  # default: cityHash64(run_id)
 
 _CREATE = re.compile(r"^\s*CREATE TABLE IF NOT EXISTS (\w+)\s*(.*)$", re.S)

@@ -243,6 +243,30 @@ ENGINE = {engine:ReplacingMergeTree(max_seq)}
 ORDER BY (session, run_id, topic)
 """
 
+# The model registry: one row per (name, version).  The sink numbers versions (fleetlog.sinks._models);
+# a registration id already stored is never inserted again, so a name's versions are 1, 2, 3... exactly once.
+_MODELS = f"""
+CREATE TABLE IF NOT EXISTS models
+(
+    name String,
+    version UInt32,
+    registration_id String,
+    run_id String,
+    experiment LowCardinality(String),
+    project LowCardinality(String),
+    url String,
+    path String,
+    description String,
+    tags String,
+    properties String,
+    size UInt64,
+    ts DateTime64(3, 'UTC')
+)
+ENGINE = {{engine:ReplacingMergeTree(ts)}}
+ORDER BY (name, version)
+SETTINGS {DEDUP}
+"""
+
 CORE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -274,6 +298,7 @@ CORE_MIGRATIONS: tuple[Migration, ...] = (
         "retention: expired raw points leave by whole parts (TTL itself follows FLEETLOG_RAW_TTL_DAYS)",
         ("ALTER TABLE metric_points MODIFY SETTING ttl_only_drop_parts = 1",),
     ),
+    Migration(4, "model registry: models (name, version, run, files' url, tags, properties)", (_MODELS,)),
 )
 
 MIGRATIONS: tuple[Migration, ...] = tuple(sorted(CORE_MIGRATIONS + DERIVED_MIGRATIONS, key=lambda m: m.version))
@@ -289,6 +314,7 @@ TABLES = (
     "run_logs",
     "run_heartbeats",
     "producer_streams",
+    "models",
     "dead_letters",
     "sink_batches",
 )

@@ -32,6 +32,7 @@ TIME_COLUMNS: Mapping[str, str] = MappingProxyType(
         "fleet_windows": "window_start",
         "run_summaries": "updated_at",
         "dead_letters": "received_at",
+        "models": "ts",
     }
 )
 

@@ -27,6 +27,7 @@ from fleetlog import query as q
 from fleetlog.config import Settings
 from fleetlog.errors import RunNotFound, StoreUnavailable
 from fleetlog.jsonable import jsonable
+from fleetlog.query import handle
 
 __all__ = ["routes"]
 
@@ -108,10 +109,16 @@ def runs(request: Request, settings: Settings) -> Any:
         limit=_int(request, "limit", 500),
         settings=settings,
     )
+    texts = handle.latest_text_metrics(frame["run_id"].tolist() if not frame.empty else [], settings)
+    names = sorted({name for values in texts.values() for name in values})
+    rows = _records(frame)
+    for row in rows:
+        row.update({f"text.{n}": texts.get(row["run_id"], {}).get(n) for n in names})
     return {
-        "runs": _records(frame),
+        "runs": rows,
         "params": sorted(c[7:] for c in frame.columns if c.startswith("params.")),
         "tags": sorted(c[5:] for c in frame.columns if c.startswith("tags.")),
+        "texts": names,  # string metrics (run.log('Category', 'Red')): columns text.<name>
     }
 
 
@@ -279,6 +286,14 @@ def metric_names(request: Request, settings: Settings) -> Any:
     return {"metrics": q.metric_names(request.query_params.getlist("run"), settings=settings)}
 
 
+def models(request: Request, settings: Settings) -> Any:
+    """Registered models, newest version first per name: ``?name=`` one model's versions (and their runs),
+    ``?run=`` the models a run registered."""
+    params = request.query_params
+    frame = q.models(params.get("name") or None, run_id=params.get("run") or None, settings=settings)
+    return {"models": _records(frame.drop(columns=["registration_id", "url"]))}
+
+
 def routes(settings: Settings) -> list[Route]:
     """The API's routes, bound to ``settings``."""
     table_ = [
@@ -296,5 +311,6 @@ def routes(settings: Settings) -> list[Route]:
         ("/api/metrics", metric_names),
         ("/api/compare", compare),
         ("/api/fleet", fleet),
+        ("/api/models", models),
     ]
     return [Route(path, _guard(handler, settings), methods=["GET"]) for path, handler in table_]

@@ -23,7 +23,7 @@ from fleetlog.config import Settings
 from fleetlog.errors import FleetlogError
 from fleetlog.events import RunStatus
 
-__all__ = ["NotebookViews", "card", "run_html", "show", "sparkline_svg"]
+__all__ = ["NotebookViews", "RunDetails", "card", "run_html", "show", "sparkline_svg"]
 
 _COLORS = {
     RunStatus.RUNNING: "#1d4ed8",
@@ -157,3 +157,26 @@ class NotebookViews:
     def show(self, refresh_seconds: float = 2.0) -> None:
         """Jupyter: display this run and keep the view updated while it runs."""
         show(self, refresh_seconds=refresh_seconds)
+
+
+class RunDetails:
+    """Azure's ``RunDetails(run).show()`` widget: the run's live card.
+
+    Azure's widget polls its service; this one is the same card ``run.show()`` keeps live.
+    """
+
+    def __init__(self, run_instance: Any) -> None:
+        if not hasattr(run_instance, "id"):
+            raise TypeError(f"RunDetails needs a run (with an id), got {type(run_instance).__name__}")
+        self.run = run_instance
+
+    def show(self, refresh_seconds: float = 2.0) -> threading.Thread | None:
+        """Display the card and refresh it until the run ends; the refreshing thread (None if ended)."""
+        return show(self.run, refresh_seconds=refresh_seconds)
+
+    def get_widget_data(self) -> str:
+        """The card's HTML (Azure's widget data is its service's JSON: not kept here)."""
+        return run_html(self.run)
+
+    def _repr_html_(self) -> str:
+        return run_html(self.run)

@@ -156,7 +156,8 @@ def test_python_logging_and_telemetry_land_in_the_run(api_settings):
         logger.exception("step failed")
 
     def sampled() -> None:  # the telemetry sampler stops with the run: let its samples land first
-        assert {"sys/cpu_percent", "sys/memory_used_bytes"} <= set(run.get_metrics())
+        assert {"sys/cpu_percent", "sys/memory_used_bytes"} <= set(run.get_metrics(include_system=True))
+        assert not [m for m in run.get_metrics() if m.startswith("sys/")]  # what the script logged, by default
 
     eventually(sampled)
     run.complete()
@@ -169,7 +170,8 @@ def test_python_logging_and_telemetry_land_in_the_run(api_settings):
         )
         assert logs["message"].tolist()[0] == "epoch 1 done"
         assert logs["level"].tolist() == ["INFO", "ERROR"] and "ValueError: bad batch" in logs["message"].iloc[1]
-        assert "sys/cpu_percent" in run.get_metrics() and "sys/memory_used_bytes" in run.get_metrics()
+        telemetry = run.get_metrics(include_system=True)
+        assert "sys/cpu_percent" in telemetry and "sys/memory_used_bytes" in telemetry
 
     eventually(landed)
     exp.close()

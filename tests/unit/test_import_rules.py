@@ -6,7 +6,7 @@
     store        fleetlog.store: imports the base and itself
     stages       fleetlog.producers, .processors, .sinks: the base, kafka, themselves -- and the sinks
                  the store; no stage imports another stage
-    read side    the facade (``fleetlog``), query, ui, the CLI, runs, script_run, stack, demo...:
+    read side    the facade (``fleetlog``), query, ui, the CLI, runs, script_run, the azureml drop-in...:
                  leaves that may import anything, and that nothing above imports
 
 So a sink or a processor never pays for pandas, and the read side can change without
@@ -51,11 +51,14 @@ PARTS: dict[str, tuple[str, ...]] = {
     "processors": ("fleetlog.processors",),
     "sinks": ("fleetlog.sinks",),
     "read": (
+        "fleetlog.azureml",
         "fleetlog.query",
         "fleetlog.ui",
         "fleetlog.cli",
         "fleetlog.cli_read",
         "fleetlog.runs",
+        "fleetlog.models",
+        "fleetlog.cli_models",
         "fleetlog.script_run",
         "fleetlog.jsonable",
         "fleetlog.stack",

@@ -187,3 +187,13 @@ def test_alert_rules_in_typed_columns_parse_like_lists():
     }
     env = decode(encode(Envelope(kind="rows", run_id="r", body=body)))
     assert parse_alert_rules(env) == [("loss", 4.0, None), ("acc", 1.0, 0.5)]
+
+
+def test_a_model_registration_is_no_run_of_the_processors():
+    """Keyed by the model's name (fleetlog.events.models), it must not become a phantom run (later 'lost')."""
+    from fleetlog.events.models import model_stream_id
+
+    reg = Envelope(kind="model", run_id=model_stream_id("clf"), source=Source(host="h"), body={"name": "clf"})
+    result = pipeline().handle([event_record(reg, 0), metric_record(offset=1)], get={}.get, now=5.0)
+    assert [r.run_id for r in result.runs] == ["r"] and result.stats["model_events"] == 1
+    assert result.dead_letters == []

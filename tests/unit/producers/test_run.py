@@ -81,12 +81,34 @@ def test_numbers_of_every_kind_are_accepted_and_nan_is_kept():
     assert math.isnan(values[8]) and values[9] == math.inf
 
 
-@pytest.mark.parametrize("bad", ["0.5", None, [1.0, 2.0], np.array([1.0, 2.0]), {"a": 1}])
+@pytest.mark.parametrize("bad", [None, b"0.5", [1.0, 2.0], np.array([1.0, 2.0]), {"a": 1}])
 def test_non_numbers_raise_type_error_naming_the_metric(bad):
     run, _ = make_run()
     with pytest.raises(TypeError, match="'val_loss'"):
         run.log("val_loss", bad)
     assert len(run._metrics) == 0
+
+
+def test_strings_are_string_metrics_not_points():
+    """Azure's ``run.log('Category', 'Red')``: a ``metric`` record, by every logging path."""
+    run, sender = make_run()
+    run.log(name="Category", value="Red")
+    Run.log(run, "Category", "Blue", step=3)  # the class method (the documented slow path)
+    run.log_metrics({"Colour": "Green", "x": 1.0})
+    records = [(b["name"], b["data"], b["step"]) for kind, b in sender.events if kind == "record"]
+    assert records == [("Category", "Red", None), ("Category", "Blue", 3), ("Colour", "Green", None)]
+    assert {b["type"] for kind, b in sender.events if kind == "record"} == {"metric"}
+    assert run._metrics.drain().value.tolist() == [1.0]
+
+
+def test_log_list_takes_any_iterable_but_not_text():
+    run, sender = make_run()
+    run.log_list(name="Fibonacci", value=(i * 2 for i in [0, 1, 1, 2]))
+    run.log_list("r", range(3))
+    assert [b["data"] for kind, b in sender.events if kind == "record"] == [[0, 2, 2, 4], [0, 1, 2]]
+    for bad in ("abc", {"a": 1}, 5):
+        with pytest.raises(TypeError, match="expected a list"):
+            run.log_list("bad", bad)
 
 
 def test_bad_steps_and_mappings_raise():

@@ -33,7 +33,7 @@ export async function runView(root, ctx, runId) {
   main.append(logs.el);
   const extras = h("div", {});
   main.append(extras);
-  await Promise.all([logs.load(), renderExtras(extras, runId), renderAlerts(side, runId)]);
+  await Promise.all([logs.load(), renderExtras(extras, runId), renderAlerts(side, runId), renderModels(side, runId)]);
 
   const live = run.status === "Running";
   ctx.setLive(live);
@@ -142,4 +142,15 @@ async function renderAlerts(el, runId) {
     ? h("ul", { className: "alerts" }, body.alerts.map((a) => h("li", {}, h("strong", {}, a.rule || a.name || a.kind || "alert"), " ", a.message || a.detail || "", h("div", { className: "muted" }, fmtTime(a.ts || a.time || a.raised_at)))))
     : h("p", { className: "muted" }, "none");
   el.append(section("Alerts", list));
+}
+
+// The models this run registered, and for each model every version with the run that registered it.
+async function renderModels(el, runId) {
+  const own = await api("/api/models", { run: runId }).catch(() => null);
+  if (!own || !own.models.length) return;
+  const names = [...new Set(own.models.map((m) => m.name))];
+  const all = await Promise.all(names.map((name) => api("/api/models", { name }).catch(() => ({ models: [] }))));
+  const versions = (list) =>
+    h("ul", { className: "links" }, list.map((m) => h("li", {}, `v${m.version} `, m.run_id === runId ? h("strong", {}, "this run") : h("a", { href: `#/run/${enc(m.run_id)}` }, m.run_id), h("span", { className: "muted" }, ` ${fmtTime(m.ts)}`))));
+  el.append(section("Models", names.map((name, i) => h("div", { className: "model", dataset: { model: name } }, h("h3", {}, name), versions(all[i].models)))));
 }

@@ -27,7 +27,7 @@ export function runsView(root, ctx) {
   const count = h("span", { className: "muted" });
   const holder = h("div", { id: "runs-table" });
   root.append(h("div", { className: "toolbar" }, h("h1", {}, "Runs"), experiment, status, search, compare, count), holder);
-  let data = { runs: [], params: [], tags: [] };
+  let data = { runs: [], params: [], tags: [], texts: [] };
 
   async function loadExperiments() {
     const { experiments } = await api("/api/experiments");
@@ -73,6 +73,7 @@ export function runsView(root, ctx) {
       { key: "start_time", label: "started", render: (r) => fmtTime(r.start_time) },
       { key: "duration_seconds", label: "duration", render: (r) => fmtDuration(r.duration_seconds) },
       ...data.params.slice(0, 8).map((p) => ({ key: `params.${p}`, label: p, className: "num" })),
+      ...(data.texts || []).slice(0, 6).map((t) => ({ key: `text.${t}`, label: t })),
       { key: "_tags", label: "tags", sortable: false, render: (r) => data.tags.filter((t) => r[`tags.${t}`] !== null && r[`tags.${t}`] !== undefined).map((t) => h("span", { className: "chip" }, r[`tags.${t}`] ? `${t}=${r[`tags.${t}`]}` : t)) },
     ];
     count.textContent = `${rows.length} run${rows.length === 1 ? "" : "s"}`;
