@@ -23,6 +23,7 @@ from fleetlog._status import StatusFile
 from fleetlog.config import Settings, mask_url
 from fleetlog.credentials import store_url
 from fleetlog.store.client import open_store, schema_options
+from fleetlog.store.recover import forget_uncommitted_inserts
 from fleetlog.topics import ensure_topics
 
 __all__ = ["run_sink"]
@@ -39,7 +40,9 @@ def run_sink(
     this home's own ``fleetlog store serve`` logs in as its writer without being told.
     """
     if settings.store.is_embedded:
-        private_dir(urlsplit(settings.store.url).path, root=settings.home)
+        path = urlsplit(settings.store.url).path
+        private_dir(path, root=settings.home)
+        forget_uncommitted_inserts(path)  # a SIGKILLed owner's last insert must not be dropped on replay
     url = settings.store.url if settings.store.is_embedded else store_url(settings, "writer")
     store = open_store(url, options=schema_options(settings))
     log.info("sink writing to %s", mask_url(url))

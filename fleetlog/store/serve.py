@@ -23,6 +23,7 @@ from fleetlog._status import StatusFile
 from fleetlog.config import Settings
 from fleetlog.store.client import connect
 from fleetlog.store.endpoint import HttpEndpoint
+from fleetlog.store.recover import forget_uncommitted_inserts
 
 __all__ = ["serve_store", "store_path"]
 
@@ -42,6 +43,7 @@ def serve_store(settings: Settings, *, path: Path | None = None, stop: threading
     Readers and writers log in with this home's credentials (``fleetlog store credentials``).
     """
     path = private_dir(Path(path or store_path(settings)).resolve(), root=settings.home.resolve())
+    forget_uncommitted_inserts(path)  # see fleetlog.store.recover: a killed owner's last insert
     store = connect(f"chdb://{path}")
     endpoint = HttpEndpoint.for_settings(store, settings)
     stop = stop or threading.Event()
