@@ -16,8 +16,9 @@ The buffer is bounded, and what happens when it is full is a declared policy
   the excess to the on-disk spool and replays it in order.  The training thread
   never writes to disk and never waits on I/O; while the sender is behind it hands
   over the GIL for 0.5 ms once per ``_YIELD_EVERY`` points, or a loop that does
-  nothing but log would starve the sender.  Only a sender starved of CPU until the
-  bound makes the buffer drop (counted, logged once).
+  nothing but log would starve the sender.  Should the buffer still reach that
+  bound, ``log`` waits for the sender to spill (at most ``block_timeout_seconds``)
+  rather than lose points; only then does it drop (counted, logged once).
 - ``drop_newest``: points past the capacity are dropped, counted and logged once.
 - ``block``: ``log`` waits, at most ``block_timeout_seconds``, for the sender to
   drain; then it drops, counted and logged once.  The sender's own thread (which
@@ -230,10 +231,13 @@ class MetricBuffer:
                     return True
                 self._past_capacity = 0
             else:
+                # "block" waits for room below the capacity; "spool" at its bound waits for the sender to
+                # spill to disk (rather than lose points), both at most block_timeout_seconds.
+                bound = self._capacity if self.when_full == "block" else self._limit
                 if (
-                    self.when_full == "block"
+                    self.when_full != "drop_newest"
                     and threading.get_ident() != self.sender_ident
-                    and self._wait_for_room(count)
+                    and self._wait_for_room(count, bound)
                 ):
                     return True
                 self._drop(count, held)
@@ -245,10 +249,10 @@ class MetricBuffer:
         time.sleep(0.0005)
         return True
 
-    def _wait_for_room(self, count: int) -> bool:
-        """Policy ``block``, lock held: wait for drains until ``count`` points fit, or the timeout passes."""
+    def _wait_for_room(self, count: int, bound: int) -> bool:
+        """Lock held: wait for drains until ``count`` more points stay within ``bound``, or the timeout passes."""
         deadline = time.monotonic() + self._block_seconds
-        while len(self._points) // _SIZE + count > self._capacity:
+        while len(self._points) // _SIZE + count > bound:
             self._wake()
             left = deadline - time.monotonic()
             if left <= 0:

@@ -35,16 +35,31 @@ def test_spool_policy_accepts_past_capacity_flags_the_overflow_and_wakes_the_sen
     assert not buf.overflowed and buf.drain() is None
 
 
-def test_spool_policy_drops_only_past_its_memory_bound_counted_and_logged_once(caplog):
-    buf = MetricBuffer(capacity=10, wake_at=5, when_full="spool")
-    for i in range(60):  # the bound is four capacities: the sender never ran
+def test_spool_policy_at_its_memory_bound_waits_for_the_sender_then_drops_counted_and_logged_once(caplog):
+    buf = MetricBuffer(capacity=10, wake_at=5, when_full="spool", block_timeout_seconds=0.01)
+    started = time.monotonic()
+    for i in range(60):  # the bound is four capacities: the sender never ran, so each wait times out
         buf.append("x", float(i), None)
     buf.drain()
     for i in range(60):
         buf.append("x", float(i), None)
     assert buf.dropped == 40
+    assert time.monotonic() - started >= 40 * 0.01  # it waited for the sender before each drop
     [record] = warnings(caplog, "buffer full")
     assert "40 points held, limit 40" in record.getMessage() and "not repeated" in record.getMessage()
+
+
+def test_spool_policy_at_its_memory_bound_keeps_points_the_sender_spills_meanwhile():
+    buf = MetricBuffer(capacity=10, wake_at=5, when_full="spool", block_timeout_seconds=5.0)
+    for i in range(40):
+        buf.append("x", float(i), None)
+    drained = []
+    sender = threading.Timer(0.05, lambda: drained.append(buf.drain()))  # the sender spills, a moment later
+    sender.start()
+    buf.append("x", 40.0, None)  # at the bound: waits for that drain instead of dropping
+    sender.join()
+    assert buf.dropped == 0
+    assert drained[0].value.tolist() == [float(i) for i in range(40)] and buf.drain().value.tolist() == [40.0]
 
 
 def test_drop_newest_counts_every_drop_and_warns_once_with_the_numbers(caplog):
