@@ -62,18 +62,24 @@ def _rss() -> int:
     return psutil.Process().memory_info().rss
 
 
-def fleetlog_hot(*, bootstrap: str, topic_prefix: str, home: str, calls: int, reps: int) -> dict[str, Any]:
-    """run.log in a tight loop, log_metrics with 100 metrics, worst single call, memory."""
-    import fleetlog
+def _settings(bootstrap: str, topic_prefix: str, home: str) -> Any:
+    """The SDK's settings for a bench process: the bench's broker and topics, no telemetry, no outputs upload."""
     from fleetlog.config import Settings
 
-    settings = Settings.build(
+    return Settings.build(
         home=Path(home),
         kafka_bootstrap=bootstrap,
         topic_prefix=topic_prefix,
         telemetry_interval_seconds=0,
         outputs_dir="",
     )
+
+
+def fleetlog_hot(*, bootstrap: str, topic_prefix: str, home: str, calls: int, reps: int) -> dict[str, Any]:
+    """run.log in a tight loop, log_metrics with 100 metrics, worst single call, memory."""
+    import fleetlog
+
+    settings = _settings(bootstrap, topic_prefix, home)
     exp = fleetlog.Experiment("bench-hotpath", settings=settings)
     run = exp.start_logging(run_id=f"hot-{os.getpid()}", telemetry=False)
     values = np.random.default_rng(0).standard_normal(calls).tolist()
@@ -165,15 +171,8 @@ def fleetlog_burst(*, bootstrap: str, topic_prefix: str, home: str, seconds: flo
     replayed; ``drain_seconds`` is how long ``flush`` took to get everything to Kafka.
     """
     import fleetlog
-    from fleetlog.config import Settings
 
-    settings = Settings.build(
-        home=Path(home),
-        kafka_bootstrap=bootstrap,
-        topic_prefix=topic_prefix,
-        telemetry_interval_seconds=0,
-        outputs_dir="",
-    )
+    settings = _settings(bootstrap, topic_prefix, home)
     exp = fleetlog.Experiment("bench-burst", settings=settings)
     run = exp.start_logging(run_id=f"burst-{os.getpid()}", telemetry=False)
     run.log("warmup", 0.0)
